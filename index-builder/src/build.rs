@@ -1,0 +1,205 @@
+//! `index-builder build`: reads the catalogue, runs the engine's bundle builder with progress
+//! bars, writes the bundle and prints what it did.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use marquee::builder::{build_bundle, BuildOptions, ModelFiles, Progress};
+use marquee::catalogue::{Catalogue, ColumnMapping};
+use marquee::embed::parse_embedder_dtype;
+use marquee::index::HnswParams;
+
+use crate::paths;
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// The catalogue CSV [default: $MARQUEE_CACHE/assets/tmdb/movies.csv]
+    #[arg(long)]
+    catalogue: Option<PathBuf>,
+    /// Directory with MiniLM's model.safetensors, config.json, tokenizer.json
+    /// [default: $MARQUEE_CACHE/assets/minilm]
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Where to write the bundle [default: $MARQUEE_CACHE/bundle]
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+
+    /// Column with a unique id per movie.
+    #[arg(long, default_value = "id")]
+    id_column: String,
+    /// Column with the title.
+    #[arg(long, default_value = "title")]
+    title_column: String,
+    /// Column(s) embedded for search, joined with ". " (repeat the flag for several).
+    #[arg(long = "text-column", default_values = ["title", "overview"])]
+    text_columns: Vec<String>,
+    /// Column with the description shown to visitors ("" for none).
+    #[arg(long, default_value = "overview")]
+    overview_column: String,
+    /// Column with the tagline ("" for none).
+    #[arg(long, default_value = "tagline")]
+    tagline_column: String,
+    /// Column with a release date or year ("" for none).
+    #[arg(long, default_value = "release_date")]
+    date_column: String,
+    /// Column with genres, as JSON or `|`/`,`-separated ("" for none).
+    #[arg(long, default_value = "genres")]
+    genres_column: String,
+
+    /// Index only the first N usable rows.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Texts per embedding batch.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Storage of the embedder shipped to the browser: q8_0, q5_0, q4_0, f16 or f32.
+    #[arg(long, default_value = "q8_0")]
+    embedder_dtype: String,
+    /// HNSW efConstruction.
+    #[arg(long, default_value_t = HnswParams::default().ef_construction)]
+    ef_construction: usize,
+    /// HNSW ef at search time: candidates kept and re-ranked.
+    #[arg(long, default_value_t = HnswParams::default().ef_search)]
+    ef_search: usize,
+    /// Seed for the HNSW layer assignment.
+    #[arg(long, default_value_t = HnswParams::default().seed)]
+    seed: u64,
+}
+
+fn optional(column: &str) -> Option<String> {
+    (!column.is_empty()).then(|| column.to_string())
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| {
+        format!("cannot read {} (run scripts/fetch_assets.py first?)", path.display())
+    })
+}
+
+pub fn run(args: BuildArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let catalogue_path =
+        args.catalogue.clone().unwrap_or_else(|| paths::assets_dir().join("tmdb/movies.csv"));
+    let model_dir = args.model.clone().unwrap_or_else(|| paths::assets_dir().join("minilm"));
+    let out = args.out.clone().unwrap_or_else(crate::default_bundle_dir);
+
+    let columns = ColumnMapping {
+        id: args.id_column.clone(),
+        title: args.title_column.clone(),
+        text: args.text_columns.clone(),
+        overview: optional(&args.overview_column),
+        tagline: optional(&args.tagline_column),
+        date: optional(&args.date_column),
+        genres: optional(&args.genres_column),
+    };
+    let mut catalogue = Catalogue::from_path(&catalogue_path, &columns)
+        .with_context(|| format!("cannot load the catalogue {}", catalogue_path.display()))?;
+    if let Some(limit) = args.limit {
+        catalogue.truncate(limit);
+    }
+    let model = ModelFiles {
+        safetensors: read(&model_dir.join("model.safetensors"))?,
+        config_json: read(&model_dir.join("config.json"))?,
+        tokenizer_json: read(&model_dir.join("tokenizer.json"))?,
+    };
+    let options = BuildOptions {
+        hnsw: HnswParams {
+            ef_construction: args.ef_construction,
+            ef_search: args.ef_search,
+            seed: args.seed,
+        },
+        batch_size: args.batch_size,
+        embedder_dtype: parse_embedder_dtype(&args.embedder_dtype)?,
+        source: catalogue_path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into()),
+        columns,
+        ..BuildOptions::default()
+    };
+
+    let mut bars = Bars::default();
+    let (bundle, timings) = build_bundle(&catalogue, &model, &options, &mut bars)?;
+    bars.finish();
+    bundle
+        .write_dir(&out)
+        .with_context(|| format!("cannot write the bundle to {}", out.display()))?;
+
+    let report = &catalogue.report;
+    println!("bundle written to {}", out.display());
+    println!(
+        "rows: {} read, {} kept, {} skipped{}",
+        report.rows_read,
+        report.rows_kept,
+        report.rows_skipped(),
+        args.limit.map_or_else(String::new, |n| format!(" (indexing the first {n})"))
+    );
+    for (reason, count) in &report.skipped {
+        println!("  skipped {count:>5}: {reason}");
+    }
+    for (line, reason) in report.examples.iter().take(3) {
+        println!("  e.g. line {line}: {reason}");
+    }
+    let m = &bundle.manifest;
+    println!(
+        "vectors: {} x {} dims, {} search candidates re-ranked",
+        m.index.count, m.embedder.dim, m.index.hnsw.ef_search
+    );
+    for part in &m.parts {
+        println!("  {:<10} {:<24} {:>12} bytes", part.name, part.file, part.bytes);
+    }
+    println!("  {:<10} {:<24} {:>12} bytes", "total", "", m.total_bytes());
+    let per_second = catalogue.len() as f64 / timings.embed.max(1e-9);
+    println!(
+        "seconds: load model {:.1}, embed {:.1} ({per_second:.0} texts/s), quantize embedder {:.1}, \
+         HNSW {:.1}; total {:.1}",
+        timings.load_model,
+        timings.embed,
+        timings.quantize_embedder,
+        timings.build_index,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// indicatif bars for the engine's progress reports (hidden when stderr is not a terminal).
+#[derive(Default)]
+struct Bars {
+    current: Option<ProgressBar>,
+}
+
+impl Bars {
+    fn finish(&mut self) {
+        if let Some(bar) = self.current.take() {
+            bar.finish();
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn stage(&mut self, name: &str, total: Option<u64>) {
+        self.finish();
+        let bar = match total {
+            Some(total) => ProgressBar::new(total).with_style(
+                ProgressStyle::with_template(
+                    "{msg:<24} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            ),
+            None => {
+                let spinner = ProgressBar::new_spinner();
+                spinner.enable_steady_tick(Duration::from_millis(120));
+                spinner
+            }
+        };
+        bar.set_message(name.to_string());
+        self.current = Some(bar);
+    }
+
+    fn advance(&mut self, done: u64) {
+        if let Some(bar) = &self.current {
+            bar.set_position(done);
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! `index-builder`: builds Marquee's bundle from a movie catalogue and queries it.
+//! A thin shell over the `marquee` engine; the browser runs the same engine code.
+
+mod build;
+mod paths;
+mod query;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "index-builder", version, about = "Build and query Marquee's movie bundle")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Embed a catalogue, quantize the embedder, build the HNSW graph and write the bundle.
+    Build(build::BuildArgs),
+    /// Find the movies most similar to a text.
+    Query(query::QueryArgs),
+}
+
+/// Where the bundle goes by default: $MARQUEE_CACHE/bundle (~/.cache/marquee/bundle).
+fn default_bundle_dir() -> PathBuf {
+    paths::cache_dir().join("bundle")
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Build(args) => build::run(args),
+        Command::Query(args) => query::run(args),
+    }
+}

@@ -1,0 +1,142 @@
+//! Catalogue + MiniLM files in, bundle out: the work behind `index-builder build`, here so
+//! the CLI stays a thin shell and the tests build bundles through the very same code.
+
+use std::time::Instant;
+
+use candle_core::quantized::GgmlDType;
+
+use crate::bundle::{part, BundleFiles, CatalogueInfo, EmbedderInfo, IndexInfo, Manifest};
+use crate::bundle::{FORMAT, FORMAT_VERSION};
+use crate::catalogue::{Catalogue, ColumnMapping};
+use crate::embed::{quantize_bert, BertConfig, Embedder, Weights, MAX_TOKENS};
+use crate::error::{Error, Result};
+use crate::index::{HnswParams, VectorIndex};
+
+pub const EMBEDDING_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
+
+/// The Hugging Face files of all-MiniLM-L6-v2.
+pub struct ModelFiles {
+    pub safetensors: Vec<u8>,
+    pub config_json: Vec<u8>,
+    pub tokenizer_json: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub hnsw: HnswParams,
+    pub batch_size: usize,
+    pub embedder_dtype: GgmlDType,
+    /// Where the catalogue came from, recorded in the manifest.
+    pub source: String,
+    pub columns: ColumnMapping,
+    pub attribution: String,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            hnsw: HnswParams::default(),
+            batch_size: 32,
+            embedder_dtype: GgmlDType::Q8_0,
+            source: String::new(),
+            columns: ColumnMapping::default(),
+            attribution: "This product uses the TMDB API but is not endorsed or certified by TMDB."
+                .into(),
+        }
+    }
+}
+
+/// Receives progress; the CLI draws bars with it, tests ignore it.
+pub trait Progress {
+    /// A new stage begins; `total` is its number of steps when known.
+    fn stage(&mut self, name: &str, total: Option<u64>);
+    /// Steps of the current stage done so far.
+    fn advance(&mut self, done: u64);
+}
+
+/// Progress that goes nowhere.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn stage(&mut self, _: &str, _: Option<u64>) {}
+    fn advance(&mut self, _: u64) {}
+}
+
+/// Seconds spent per stage, for the build summary.
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    pub load_model: f64,
+    pub embed: f64,
+    pub quantize_embedder: f64,
+    pub build_index: f64,
+}
+
+pub fn build_bundle(
+    catalogue: &Catalogue,
+    model: &ModelFiles,
+    options: &BuildOptions,
+    progress: &mut dyn Progress,
+) -> Result<(BundleFiles, Timings)> {
+    if catalogue.is_empty() {
+        return Err(Error::Catalogue("no usable rows: nothing to index".into()));
+    }
+    let mut timings = Timings::default();
+    let clock = Instant::now();
+    progress.stage("loading MiniLM", None);
+    let config = BertConfig::from_json(&model.config_json)?;
+    let weights = Weights::from_safetensors(&model.safetensors)?;
+    let reference = Embedder::new(&weights, &config, &model.tokenizer_json)?;
+    timings.load_model = clock.elapsed().as_secs_f64();
+
+    let clock = Instant::now();
+    progress.stage("embedding overviews", Some(catalogue.len() as u64));
+    let embeddings = reference.embed_all(&catalogue.texts, options.batch_size, |done| {
+        progress.advance(done as u64)
+    })?;
+    timings.embed = clock.elapsed().as_secs_f64();
+
+    let clock = Instant::now();
+    progress.stage("quantizing the embedder", None);
+    let embedder_gguf = quantize_bert(&weights, &config, options.embedder_dtype)?;
+    timings.quantize_embedder = clock.elapsed().as_secs_f64();
+
+    let clock = Instant::now();
+    progress.stage("building the HNSW graph", None);
+    let index = VectorIndex::build(&embeddings, options.hnsw)?;
+    timings.build_index = clock.elapsed().as_secs_f64();
+
+    let dtype = format!("{:?}", options.embedder_dtype).to_lowercase();
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        version: FORMAT_VERSION,
+        created_by: format!("index-builder (marquee {})", env!("CARGO_PKG_VERSION")),
+        embedder: EmbedderInfo {
+            model: EMBEDDING_MODEL.into(),
+            dtype: dtype.clone(),
+            catalogue_embedded_with: format!("{EMBEDDING_MODEL} (f32)"),
+            dim: reference.dim(),
+            max_tokens: MAX_TOKENS,
+            pooling: "mean over the attention mask, then L2 normalization".into(),
+        },
+        index: IndexInfo {
+            count: index.len(),
+            vectors: "int8, one f32 scale per vector".into(),
+            hnsw: options.hnsw,
+        },
+        catalogue: CatalogueInfo {
+            source: options.source.clone(),
+            columns: options.columns.clone(),
+            report: catalogue.report.clone(),
+            attribution: options.attribution.clone(),
+        },
+        parts: Vec::new(),
+    };
+    let movies = serde_json::to_vec(&catalogue.movies)
+        .map_err(|e| Error::Catalogue(format!("cannot encode movies: {e}")))?;
+    let mut bundle = BundleFiles::new(manifest);
+    bundle.add(part::MOVIES, "movies.json", movies);
+    bundle.add(part::INDEX, "index.bin", index.to_bytes()?);
+    bundle.add(part::EMBEDDER, &format!("minilm-l6-{dtype}.gguf"), embedder_gguf);
+    bundle.add(part::TOKENIZER, "tokenizer.json", model.tokenizer_json.clone());
+    Ok((bundle, timings))
+}

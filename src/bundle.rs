@@ -1,0 +1,300 @@
+//! The bundle: what `index-builder build` writes and the page loads. A directory of files:
+//! `manifest.json` (format version, model ids, sizes, counts, the sha256 of every part) and
+//! one file per part. Parts are separate files so a browser can cache each by its hash: a
+//! rebuilt index does not make visitors download the embedder again.
+//!
+//! Reading goes through bytes (`Manifest::from_json`, `Manifest::verify_part`), so the same
+//! checks run natively and in wasm, whichever way the bytes arrived.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::catalogue::{ColumnMapping, LoadReport};
+use crate::error::{Error, Result};
+use crate::index::HnswParams;
+
+pub const FORMAT: &str = "marquee-bundle";
+/// Bump on any change a reader of the previous version would misread.
+pub const FORMAT_VERSION: u32 = 1;
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// Names of the parts a version-1 bundle has.
+pub mod part {
+    /// JSON list of movies, in index order.
+    pub const MOVIES: &str = "movies";
+    /// postcard-encoded HNSW graph with its int8 vectors.
+    pub const INDEX: &str = "index";
+    /// The quantized MiniLM, GGUF.
+    pub const EMBEDDER: &str = "embedder";
+    /// MiniLM's tokenizer.json.
+    pub const TOKENIZER: &str = "tokenizer";
+    pub const ALL: [&str; 4] = [MOVIES, INDEX, EMBEDDER, TOKENIZER];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub created_by: String,
+    pub embedder: EmbedderInfo,
+    pub index: IndexInfo,
+    pub catalogue: CatalogueInfo,
+    pub parts: Vec<PartInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbedderInfo {
+    /// The model the vectors come from; queries must be embedded by the same one.
+    pub model: String,
+    /// Storage type of the shipped embedder's matrices (q8_0, ...).
+    pub dtype: String,
+    /// The model that embedded the catalogue (the f32 original, normally).
+    pub catalogue_embedded_with: String,
+    pub dim: usize,
+    pub max_tokens: usize,
+    pub pooling: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexInfo {
+    pub count: usize,
+    pub vectors: String,
+    pub hnsw: HnswParams,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogueInfo {
+    pub source: String,
+    pub columns: ColumnMapping,
+    pub report: LoadReport,
+    pub attribution: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartInfo {
+    pub name: String,
+    pub file: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Manifest {
+    /// Parses a manifest, checking the format name and version before anything else so an
+    /// old or newer bundle gets a version error, not a confusing field error.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Manifest(format!("not valid JSON: {e}")))?;
+        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(Error::Manifest(format!("not a {FORMAT} manifest")));
+        }
+        let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+        if version != u64::from(FORMAT_VERSION) {
+            return Err(Error::BundleVersion { found: version, expected: FORMAT_VERSION });
+        }
+        let manifest: Self =
+            serde_json::from_value(value).map_err(|e| Error::Manifest(e.to_string()))?;
+        for name in part::ALL {
+            manifest.part(name)?;
+        }
+        Ok(manifest)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    pub fn part(&self, name: &str) -> Result<&PartInfo> {
+        self.parts
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::MissingPart { part: name.to_string() })
+    }
+
+    /// Checks that `bytes` are exactly the part the manifest describes: size, then sha256.
+    pub fn verify_part(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let info = self.part(name)?;
+        if bytes.len() as u64 != info.bytes {
+            return Err(Error::PartSize {
+                part: name.to_string(),
+                expected: info.bytes,
+                actual: bytes.len() as u64,
+            });
+        }
+        let actual = sha256_hex(bytes);
+        if actual != info.sha256 {
+            return Err(Error::PartHash {
+                part: name.to_string(),
+                expected: info.sha256.clone(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.parts.iter().map(|p| p.bytes).sum()
+    }
+}
+
+/// A bundle in memory, as the builder produces it.
+pub struct BundleFiles {
+    pub manifest: Manifest,
+    pub parts: Vec<(PartInfo, Vec<u8>)>,
+}
+
+impl BundleFiles {
+    /// Starts a bundle; `manifest.parts` is filled in by [`BundleFiles::add`].
+    pub fn new(mut manifest: Manifest) -> Self {
+        manifest.parts.clear();
+        Self { manifest, parts: Vec::new() }
+    }
+
+    pub fn add(&mut self, name: &str, file: &str, bytes: Vec<u8>) {
+        let info = PartInfo {
+            name: name.to_string(),
+            file: file.to_string(),
+            bytes: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+        };
+        self.manifest.parts.push(info.clone());
+        self.parts.push((info, bytes));
+    }
+
+    pub fn part_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.parts.iter().find(|(p, _)| p.name == name).map(|(_, b)| b.as_slice())
+    }
+
+    /// Writes every part, then the manifest (so a half-written bundle has no manifest that
+    /// vouches for it).
+    pub fn write_dir(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let manifest_path = dir.join(MANIFEST_FILE);
+        if manifest_path.exists() {
+            std::fs::remove_file(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+        }
+        for (info, bytes) in &self.parts {
+            let path = dir.join(&info.file);
+            std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+        }
+        let tmp = dir.join(format!("{MANIFEST_FILE}.tmp"));
+        std::fs::write(&tmp, self.manifest.to_json()).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &manifest_path).map_err(|e| Error::io(&manifest_path, e))
+    }
+}
+
+/// Reads a bundle directory's manifest.
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join(MANIFEST_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    Manifest::from_json(&bytes)
+}
+
+/// Reads and verifies one part of a bundle directory.
+pub fn read_part(dir: &Path, manifest: &Manifest, name: &str) -> Result<Vec<u8>> {
+    let info = manifest.part(name)?;
+    if info.file.contains(['/', '\\']) || info.file.starts_with('.') {
+        return Err(Error::Manifest(format!("part file name {:?} is not a plain name", info.file)));
+    }
+    let path = dir.join(&info.file);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    manifest.verify_part(name, &bytes)?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample_manifest() -> Manifest {
+        Manifest {
+            format: FORMAT.into(),
+            version: FORMAT_VERSION,
+            created_by: "test".into(),
+            embedder: EmbedderInfo {
+                model: "m".into(),
+                dtype: "q8_0".into(),
+                catalogue_embedded_with: "f32".into(),
+                dim: 4,
+                max_tokens: 256,
+                pooling: "mean".into(),
+            },
+            index: IndexInfo { count: 0, vectors: "i8".into(), hnsw: HnswParams::default() },
+            catalogue: CatalogueInfo {
+                source: "x.csv".into(),
+                columns: ColumnMapping::default(),
+                report: LoadReport::default(),
+                attribution: String::new(),
+            },
+            parts: Vec::new(),
+        }
+    }
+
+    fn sample_bundle() -> BundleFiles {
+        let mut b = BundleFiles::new(sample_manifest());
+        for name in part::ALL {
+            b.add(name, &format!("{name}.bin"), name.as_bytes().repeat(10));
+        }
+        b
+    }
+
+    #[test]
+    fn manifest_round_trips_and_parts_verify() {
+        let b = sample_bundle();
+        let m = Manifest::from_json(&b.manifest.to_json()).expect("parses");
+        assert_eq!(m, b.manifest);
+        for (info, bytes) in &b.parts {
+            m.verify_part(&info.name, bytes).expect("verifies");
+        }
+    }
+
+    #[test]
+    fn wrong_version_is_named_in_the_error() {
+        let mut m = sample_bundle().manifest;
+        m.version = 99;
+        let err = Manifest::from_json(&m.to_json()).expect_err("rejects");
+        assert!(matches!(err, Error::BundleVersion { found: 99, expected: FORMAT_VERSION }));
+        assert!(err.to_string().contains("version 99"));
+        assert!(Manifest::from_json(b"{\"format\":\"other\"}").is_err());
+        assert!(Manifest::from_json(b"not json").is_err());
+    }
+
+    #[test]
+    fn corrupted_or_truncated_parts_are_rejected() {
+        let b = sample_bundle();
+        let mut bytes = b.part_bytes(part::INDEX).expect("part").to_vec();
+        bytes[3] ^= 1;
+        let err = b.manifest.verify_part(part::INDEX, &bytes).expect_err("hash");
+        assert!(matches!(err, Error::PartHash { .. }), "{err}");
+        let err = b.manifest.verify_part(part::INDEX, &bytes[1..]).expect_err("size");
+        assert!(matches!(err, Error::PartSize { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_manifest_missing_a_part_is_rejected() {
+        let mut m = sample_bundle().manifest;
+        m.parts.retain(|p| p.name != part::TOKENIZER);
+        let err = Manifest::from_json(&m.to_json()).expect_err("rejects");
+        assert!(matches!(err, Error::MissingPart { .. }));
+    }
+
+    #[test]
+    fn directory_round_trip_and_path_escape() {
+        let dir = std::env::temp_dir().join(format!("marquee-bundle-{}", std::process::id()));
+        let b = sample_bundle();
+        b.write_dir(&dir).expect("writes");
+        let m = read_manifest(&dir).expect("reads");
+        assert_eq!(read_part(&dir, &m, part::MOVIES).expect("part"), b"movies".repeat(10));
+        let mut evil = m.clone();
+        evil.parts[0].file = "../etc/passwd".into();
+        assert!(read_part(&dir, &evil, &evil.parts[0].name.clone()).is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

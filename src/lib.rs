@@ -1,0 +1,19 @@
+//! Marquee's engine: everything the index builder and the browser share, and nothing that
+//! knows about either. It compiles natively and to `wasm32-unknown-unknown`.
+//!
+//! - [`embed`]: all-MiniLM-L6-v2 sentence embeddings (f32 reference and quantized GGUF).
+//! - [`catalogue`]: reading a movie CSV with a column mapping, skipping malformed rows.
+//! - [`index`]: int8 vectors with exact and HNSW (+ exact re-rank) search.
+//! - [`bundle`]: the versioned, hash-checked files the builder writes and the page loads.
+//! - [`builder`]: catalogue + model files in, bundle out (what `index-builder build` runs).
+//! - [`retriever`]: the pieces put together: query text in, movies out.
+
+pub mod builder;
+pub mod bundle;
+pub mod catalogue;
+pub mod embed;
+mod error;
+pub mod index;
+pub mod retriever;
+
+pub use error::{Error, Result};
