@@ -7,6 +7,7 @@ it into $MARQUEE_CACHE/assets, each checked against its own sha256 before it is 
 place. Running it again does nothing when every file is present and valid.
 
 Usage: fetch_assets.py [--only GROUP[,GROUP...]] [--list]
+(--sources FILE reads another list; the tests use it.)
 Exit status: 0 when every requested file is in place and verified, 1 otherwise.
 """
 
@@ -162,9 +163,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", help="comma-separated groups (default: all)")
     parser.add_argument("--list", action="store_true", help="print the groups and files, fetch nothing")
+    parser.add_argument("--sources", type=Path, default=SOURCES, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    packages = tomllib.loads(SOURCES.read_text())["package"]
+    packages = tomllib.loads(args.sources.read_text())["package"]
     if args.list:
         for p in packages:
             print(f"{p['group']}: {p['spec']} ({p['registry']})")

@@ -136,7 +136,15 @@ pub fn build_bundle(
     let mut bundle = BundleFiles::new(manifest);
     bundle.add(part::MOVIES, "movies.json", movies);
     bundle.add(part::INDEX, "index.bin", index.to_bytes()?);
-    bundle.add(part::EMBEDDER, &format!("minilm-l6-{dtype}.gguf"), embedder_gguf);
-    bundle.add(part::TOKENIZER, "tokenizer.json", model.tokenizer_json.clone());
+    bundle.add(
+        part::EMBEDDER,
+        &format!("minilm-l6-{dtype}.gguf"),
+        embedder_gguf,
+    );
+    bundle.add(
+        part::TOKENIZER,
+        "tokenizer.json",
+        model.tokenizer_json.clone(),
+    );
     Ok((bundle, timings))
 }

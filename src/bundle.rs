@@ -95,7 +95,10 @@ impl Manifest {
         }
         let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
         if version != u64::from(FORMAT_VERSION) {
-            return Err(Error::BundleVersion { found: version, expected: FORMAT_VERSION });
+            return Err(Error::BundleVersion {
+                found: version,
+                expected: FORMAT_VERSION,
+            });
         }
         let manifest: Self =
             serde_json::from_value(value).map_err(|e| Error::Manifest(e.to_string()))?;
@@ -115,7 +118,9 @@ impl Manifest {
         self.parts
             .iter()
             .find(|p| p.name == name)
-            .ok_or_else(|| Error::MissingPart { part: name.to_string() })
+            .ok_or_else(|| Error::MissingPart {
+                part: name.to_string(),
+            })
     }
 
     /// Checks that `bytes` are exactly the part the manifest describes: size, then sha256.
@@ -154,7 +159,10 @@ impl BundleFiles {
     /// Starts a bundle; `manifest.parts` is filled in by [`BundleFiles::add`].
     pub fn new(mut manifest: Manifest) -> Self {
         manifest.parts.clear();
-        Self { manifest, parts: Vec::new() }
+        Self {
+            manifest,
+            parts: Vec::new(),
+        }
     }
 
     pub fn add(&mut self, name: &str, file: &str, bytes: Vec<u8>) {
@@ -169,7 +177,10 @@ impl BundleFiles {
     }
 
     pub fn part_bytes(&self, name: &str) -> Option<&[u8]> {
-        self.parts.iter().find(|(p, _)| p.name == name).map(|(_, b)| b.as_slice())
+        self.parts
+            .iter()
+            .find(|(p, _)| p.name == name)
+            .map(|(_, b)| b.as_slice())
     }
 
     /// Writes every part, then the manifest (so a half-written bundle has no manifest that
@@ -201,7 +212,10 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
 pub fn read_part(dir: &Path, manifest: &Manifest, name: &str) -> Result<Vec<u8>> {
     let info = manifest.part(name)?;
     if info.file.contains(['/', '\\']) || info.file.starts_with('.') {
-        return Err(Error::Manifest(format!("part file name {:?} is not a plain name", info.file)));
+        return Err(Error::Manifest(format!(
+            "part file name {:?} is not a plain name",
+            info.file
+        )));
     }
     let path = dir.join(&info.file);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
@@ -226,7 +240,11 @@ mod tests {
                 max_tokens: 256,
                 pooling: "mean".into(),
             },
-            index: IndexInfo { count: 0, vectors: "i8".into(), hnsw: HnswParams::default() },
+            index: IndexInfo {
+                count: 0,
+                vectors: "i8".into(),
+                hnsw: HnswParams::default(),
+            },
             catalogue: CatalogueInfo {
                 source: "x.csv".into(),
                 columns: ColumnMapping::default(),
@@ -260,7 +278,13 @@ mod tests {
         let mut m = sample_bundle().manifest;
         m.version = 99;
         let err = Manifest::from_json(&m.to_json()).expect_err("rejects");
-        assert!(matches!(err, Error::BundleVersion { found: 99, expected: FORMAT_VERSION }));
+        assert!(matches!(
+            err,
+            Error::BundleVersion {
+                found: 99,
+                expected: FORMAT_VERSION
+            }
+        ));
         assert!(err.to_string().contains("version 99"));
         assert!(Manifest::from_json(b"{\"format\":\"other\"}").is_err());
         assert!(Manifest::from_json(b"not json").is_err());
@@ -271,9 +295,15 @@ mod tests {
         let b = sample_bundle();
         let mut bytes = b.part_bytes(part::INDEX).expect("part").to_vec();
         bytes[3] ^= 1;
-        let err = b.manifest.verify_part(part::INDEX, &bytes).expect_err("hash");
+        let err = b
+            .manifest
+            .verify_part(part::INDEX, &bytes)
+            .expect_err("hash");
         assert!(matches!(err, Error::PartHash { .. }), "{err}");
-        let err = b.manifest.verify_part(part::INDEX, &bytes[1..]).expect_err("size");
+        let err = b
+            .manifest
+            .verify_part(part::INDEX, &bytes[1..])
+            .expect_err("size");
         assert!(matches!(err, Error::PartSize { .. }), "{err}");
     }
 
@@ -291,7 +321,10 @@ mod tests {
         let b = sample_bundle();
         b.write_dir(&dir).expect("writes");
         let m = read_manifest(&dir).expect("reads");
-        assert_eq!(read_part(&dir, &m, part::MOVIES).expect("part"), b"movies".repeat(10));
+        assert_eq!(
+            read_part(&dir, &m, part::MOVIES).expect("part"),
+            b"movies".repeat(10)
+        );
         let mut evil = m.clone();
         evil.parts[0].file = "../etc/passwd".into();
         assert!(read_part(&dir, &evil, &evil.parts[0].name.clone()).is_err());

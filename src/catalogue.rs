@@ -31,8 +31,10 @@ pub struct Movie {
 pub struct ColumnMapping {
     pub id: String,
     pub title: String,
-    /// Joined with ". " into the text that is embedded; a row with any of them empty is skipped.
+    /// Joined into the passage that is embedded (empty ones left out). A JSON list (TMDB's
+    /// `keywords`) is embedded as its names, comma-separated.
     pub text: Vec<String>,
+    /// The description shown to visitors; when mapped, a row without one is skipped.
     pub overview: Option<String>,
     pub tagline: Option<String>,
     /// A date (`2009-12-10`) or a year; the first four digits are taken as the year.
@@ -95,7 +97,7 @@ pub struct Catalogue {
 struct Columns {
     id: usize,
     title: usize,
-    text: Vec<(String, usize)>,
+    text: Vec<usize>,
     overview: Option<usize>,
     tagline: Option<usize>,
     date: Option<usize>,
@@ -105,14 +107,19 @@ struct Columns {
 impl Columns {
     fn locate(header: &csv::StringRecord, mapping: &ColumnMapping) -> Result<Self> {
         let find = |name: &str| -> Result<usize> {
-            header.iter().position(|h| h.trim() == name).ok_or_else(|| Error::MissingColumn {
-                column: name.to_string(),
-                available: header.iter().collect::<Vec<_>>().join(", "),
-            })
+            header
+                .iter()
+                .position(|h| h.trim() == name)
+                .ok_or_else(|| Error::MissingColumn {
+                    column: name.to_string(),
+                    available: header.iter().collect::<Vec<_>>().join(", "),
+                })
         };
         let optional = |name: &Option<String>| name.as_deref().map(find).transpose();
         if mapping.text.is_empty() {
-            return Err(Error::InvalidArgument("at least one text column is needed".into()));
+            return Err(Error::InvalidArgument(
+                "at least one text column is needed".into(),
+            ));
         }
         Ok(Self {
             id: find(&mapping.id)?,
@@ -120,7 +127,7 @@ impl Columns {
             text: mapping
                 .text
                 .iter()
-                .map(|name| Ok((name.clone(), find(name)?)))
+                .map(|name| find(name))
                 .collect::<Result<_>>()?,
             overview: optional(&mapping.overview)?,
             tagline: optional(&mapping.tagline)?,
@@ -139,7 +146,9 @@ impl Catalogue {
     /// Reads every row; rows that are malformed, incomplete or duplicated are skipped and
     /// reported. Fails only when the file cannot be read or a mapped column is missing.
     pub fn from_reader(reader: impl Read, mapping: &ColumnMapping) -> Result<Self> {
-        let mut csv = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
+        let mut csv = csv::ReaderBuilder::new()
+            .flexible(false)
+            .from_reader(reader);
         let header = csv
             .headers()
             .map_err(|e| Error::Catalogue(format!("cannot read the header row: {e}")))?
@@ -156,7 +165,9 @@ impl Catalogue {
                 }
                 Err(e) => {
                     let line = e.position().map_or(0, |p| p.line());
-                    catalogue.report.skip(line, format!("malformed CSV record: {e}"));
+                    catalogue
+                        .report
+                        .skip(line, format!("malformed CSV record: {e}"));
                     continue;
                 }
             };
@@ -164,7 +175,9 @@ impl Catalogue {
             match parse_row(&record, &columns) {
                 Ok((movie, text)) => {
                     if !seen_ids.insert(movie.id.clone()) {
-                        catalogue.report.skip(line, format!("duplicate id: {}", movie.id));
+                        catalogue
+                            .report
+                            .skip(line, format!("duplicate id: {}", movie.id));
                         continue;
                     }
                     catalogue.movies.push(movie);
@@ -203,23 +216,52 @@ fn parse_row(record: &csv::StringRecord, columns: &Columns) -> Result<(Movie, St
     if title.is_empty() {
         return Err(format!("empty title: id {id}"));
     }
-    let mut parts = Vec::with_capacity(columns.text.len());
-    for (name, i) in &columns.text {
-        let value = field(*i);
-        if value.is_empty() {
-            return Err(format!("empty {name}: id {id}"));
-        }
-        parts.push(value);
+    let overview = optional(columns.overview);
+    if columns.overview.is_some() && overview.is_none() {
+        return Err(format!("empty overview: id {id}"));
+    }
+    let parts: Vec<String> = columns
+        .text
+        .iter()
+        .map(|&i| field(i))
+        .map(|v| {
+            if v.starts_with('[') {
+                parse_list(v).join(", ")
+            } else {
+                v.to_string()
+            }
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    if parts.is_empty() {
+        return Err(format!("empty text: id {id}"));
     }
     let movie = Movie {
         id: id.to_string(),
         title: title.to_string(),
         year: optional(columns.date).and_then(parse_year),
         tagline: optional(columns.tagline).map(str::to_string),
-        overview: optional(columns.overview).unwrap_or_default().to_string(),
-        genres: optional(columns.genres).map(parse_genres).unwrap_or_default(),
+        overview: overview.unwrap_or_default().to_string(),
+        genres: optional(columns.genres).map(parse_list).unwrap_or_default(),
     };
-    Ok((movie, parts.join(". ")))
+    Ok((movie, join_sentences(&parts)))
+}
+
+/// Joins text fields into one passage: ". " between them unless a field already ends a
+/// sentence.
+fn join_sentences(parts: &[String]) -> String {
+    let mut text = String::new();
+    for part in parts {
+        if !text.is_empty() {
+            text.push_str(if text.ends_with(['.', '!', '?']) {
+                " "
+            } else {
+                ". "
+            });
+        }
+        text.push_str(part);
+    }
+    text
 }
 
 fn parse_year(date: &str) -> Option<i32> {
@@ -229,7 +271,8 @@ fn parse_year(date: &str) -> Option<i32> {
         .flatten()
 }
 
-fn parse_genres(value: &str) -> Vec<String> {
+/// A list cell: JSON (`[{"name": "Action"}]` or `["Action"]`), else `|`/`,`-separated names.
+fn parse_list(value: &str) -> Vec<String> {
     if value.starts_with('[') {
         if let Ok(serde_json::Value::Array(items)) = serde_json::from_str(value) {
             return items
@@ -283,7 +326,10 @@ id,title,overview,tagline,release_date,genres
         let avatar = &c.movies[0];
         assert_eq!(avatar.year, Some(2009));
         assert_eq!(avatar.genres, ["Action", "Adventure"]);
-        assert_eq!(avatar.tagline.as_deref(), Some("Enter the World of Pandora."));
+        assert_eq!(
+            avatar.tagline.as_deref(),
+            Some("Enter the World of Pandora.")
+        );
         assert_eq!(c.texts[0], "Avatar. In the 22nd century, a Marine...");
         assert_eq!(c.movies[1].tagline, None);
         let amelie = &c.movies[2];
@@ -314,7 +360,10 @@ id,title,overview,tagline,release_date,genres
         let err = Catalogue::from_reader("a,b\n1,2\n".as_bytes(), &ColumnMapping::default())
             .expect_err("must fail");
         let message = err.to_string();
-        assert!(message.contains("\"id\"") && message.contains("a, b"), "{message}");
+        assert!(
+            message.contains("\"id\"") && message.contains("a, b"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -334,10 +383,26 @@ id,title,overview,tagline,release_date,genres
     }
 
     #[test]
+    fn json_list_text_columns_embed_as_names() {
+        let csv = "id,title,overview,keywords\n1,Up,A house flies.,\"[{\"\"name\"\": \"\"balloon\"\"}, {\"\"name\"\": \"\"old man\"\"}]\"\n";
+        let mapping = ColumnMapping {
+            text: vec!["title".into(), "overview".into(), "keywords".into()],
+            tagline: None,
+            date: None,
+            genres: None,
+            ..ColumnMapping::default()
+        };
+        assert_eq!(
+            load(csv, &mapping).texts,
+            ["Up. A house flies. balloon, old man"]
+        );
+    }
+
+    #[test]
     fn years_and_genres_parse_leniently() {
         assert_eq!(parse_year("1999-03-31"), Some(1999));
         assert_eq!(parse_year("n/a"), None);
-        assert_eq!(parse_genres("[\"Drama\", \"War\"]"), ["Drama", "War"]);
-        assert_eq!(parse_genres("Drama, War"), ["Drama", "War"]);
+        assert_eq!(parse_list("[\"Drama\", \"War\"]"), ["Drama", "War"]);
+        assert_eq!(parse_list("Drama, War"), ["Drama", "War"]);
     }
 }

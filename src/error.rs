@@ -41,10 +41,18 @@ pub enum Error {
     MissingPart { part: String },
 
     #[error("bundle part {part:?} is corrupted: sha256 {actual} does not match the manifest's {expected}")]
-    PartHash { part: String, expected: String, actual: String },
+    PartHash {
+        part: String,
+        expected: String,
+        actual: String,
+    },
 
     #[error("bundle part {part:?} has {actual} bytes, the manifest says {expected} (truncated download?)")]
-    PartSize { part: String, expected: u64, actual: u64 },
+    PartSize {
+        part: String,
+        expected: u64,
+        actual: u64,
+    },
 
     #[error("bundle part {part:?} cannot be decoded: {message}")]
     PartDecode { part: String, message: String },
@@ -59,7 +67,10 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().display().to_string(), source }
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 
     pub(crate) fn tokenizer(e: impl std::fmt::Display) -> Self {

@@ -36,11 +36,14 @@ impl Retriever {
             manifest.verify_part(name, &bytes)?;
             Ok(bytes)
         };
-        let movies: Vec<Movie> = serde_json::from_slice(&verified(part::MOVIES)?).map_err(|e| {
-            Error::PartDecode { part: part::MOVIES.into(), message: e.to_string() }
-        })?;
+        let movies: Vec<Movie> =
+            serde_json::from_slice(&verified(part::MOVIES)?).map_err(|e| Error::PartDecode {
+                part: part::MOVIES.into(),
+                message: e.to_string(),
+            })?;
         let index = VectorIndex::from_bytes(&verified(part::INDEX)?)?;
-        let embedder = Embedder::from_gguf(&verified(part::EMBEDDER)?, &verified(part::TOKENIZER)?)?;
+        let embedder =
+            Embedder::from_gguf(&verified(part::EMBEDDER)?, &verified(part::TOKENIZER)?)?;
         if index.len() != movies.len() || index.len() != manifest.index.count {
             return Err(Error::Manifest(format!(
                 "index has {} vectors, movies part {} movies, manifest says {}",
@@ -56,14 +59,21 @@ impl Retriever {
                 embedder.dim()
             )));
         }
-        Ok(Self { manifest, embedder, index, movies })
+        Ok(Self {
+            manifest,
+            embedder,
+            index,
+            movies,
+        })
     }
 
     /// Opens a bundle directory written by `index-builder build`.
     pub fn open_dir(dir: &Path) -> Result<Self> {
         let manifest = bundle::read_manifest(dir)?;
         let checked = manifest.clone();
-        Self::from_parts(manifest, |info| bundle::read_part(dir, &checked, &info.name))
+        Self::from_parts(manifest, |info| {
+            bundle::read_part(dir, &checked, &info.name)
+        })
     }
 
     /// The `k` movies most similar to `text`.
@@ -72,11 +82,20 @@ impl Retriever {
         self.search_embedding(&embedding, k, mode)
     }
 
-    pub fn search_embedding(&self, embedding: &[f32], k: usize, mode: SearchMode) -> Result<Vec<Match<'_>>> {
+    pub fn search_embedding(
+        &self,
+        embedding: &[f32],
+        k: usize,
+        mode: SearchMode,
+    ) -> Result<Vec<Match<'_>>> {
         let hits = self.index.search(embedding, k, mode)?;
         Ok(hits
             .into_iter()
-            .map(|hit| Match { movie: &self.movies[hit.index], index: hit.index, score: hit.score })
+            .map(|hit| Match {
+                movie: &self.movies[hit.index],
+                index: hit.index,
+                score: hit.score,
+            })
             .collect())
     }
 

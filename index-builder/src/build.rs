@@ -75,15 +75,23 @@ fn optional(column: &str) -> Option<String> {
 
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| {
-        format!("cannot read {} (run scripts/fetch_assets.py first?)", path.display())
+        format!(
+            "cannot read {} (run scripts/fetch_assets.py first?)",
+            path.display()
+        )
     })
 }
 
 pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let catalogue_path =
-        args.catalogue.clone().unwrap_or_else(|| paths::assets_dir().join("tmdb/movies.csv"));
-    let model_dir = args.model.clone().unwrap_or_else(|| paths::assets_dir().join("minilm"));
+    let catalogue_path = args
+        .catalogue
+        .clone()
+        .unwrap_or_else(|| paths::assets_dir().join("tmdb/movies.csv"));
+    let model_dir = args
+        .model
+        .clone()
+        .unwrap_or_else(|| paths::assets_dir().join("minilm"));
     let out = args.out.clone().unwrap_or_else(crate::default_bundle_dir);
 
     let columns = ColumnMapping {
@@ -113,7 +121,9 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         },
         batch_size: args.batch_size,
         embedder_dtype: parse_embedder_dtype(&args.embedder_dtype)?,
-        source: catalogue_path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into()),
+        source: catalogue_path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into()),
         columns,
         ..BuildOptions::default()
     };
@@ -132,7 +142,8 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         report.rows_read,
         report.rows_kept,
         report.rows_skipped(),
-        args.limit.map_or_else(String::new, |n| format!(" (indexing the first {n})"))
+        args.limit
+            .map_or_else(String::new, |n| format!(" (indexing the first {n})"))
     );
     for (reason, count) in &report.skipped {
         println!("  skipped {count:>5}: {reason}");
@@ -146,7 +157,10 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         m.index.count, m.embedder.dim, m.index.hnsw.ef_search
     );
     for part in &m.parts {
-        println!("  {:<10} {:<24} {:>12} bytes", part.name, part.file, part.bytes);
+        println!(
+            "  {:<10} {:<24} {:>12} bytes",
+            part.name, part.file, part.bytes
+        );
     }
     println!("  {:<10} {:<24} {:>12} bytes", "total", "", m.total_bytes());
     let per_second = catalogue.len() as f64 / timings.embed.max(1e-9);

@@ -9,8 +9,15 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
-#[command(name = "index-builder", version, about = "Build and query Marquee's movie bundle")]
+#[command(
+    name = "index-builder",
+    version,
+    about = "Build and query Marquee's movie bundle"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Embed a catalogue, quantize the embedder, build the HNSW graph and write the bundle.
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     /// Find the movies most similar to a text.
     Query(query::QueryArgs),
 }
@@ -31,7 +38,7 @@ fn default_bundle_dir() -> PathBuf {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Build(args) => build::run(args),
+        Command::Build(args) => build::run(*args),
         Command::Query(args) => query::run(args),
     }
 }

@@ -45,9 +45,15 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    println!("{:>3}  {:<40} {:>4}  {:>5}  tagline", "#", "title", "year", "sim");
+    println!(
+        "{:>3}  {:<40} {:>4}  {:>5}  tagline",
+        "#", "title", "year", "sim"
+    );
     for (rank, m) in matches.iter().enumerate() {
-        let year = m.movie.year.map_or_else(|| "-".to_string(), |y| y.to_string());
+        let year = m
+            .movie
+            .year
+            .map_or_else(|| "-".to_string(), |y| y.to_string());
         println!(
             "{:>3}  {:<40} {:>4}  {:>5.3}  {}",
             rank + 1,

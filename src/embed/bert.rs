@@ -25,8 +25,20 @@ impl Linear {
         })
     }
 
+    /// Leading dimensions are flattened first, so a batch is one large matmul rather than
+    /// one small matmul per sequence.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.weight.forward(x)?.broadcast_add(&self.bias)?)
+        let dims = x.dims();
+        let (rows, width) = (x.elem_count() / dims[dims.len() - 1], dims[dims.len() - 1]);
+        let y = self
+            .weight
+            .forward(&x.reshape((rows, width))?)?
+            .broadcast_add(&self.bias)?;
+        let mut out_dims = dims.to_vec();
+        if let Some(last) = out_dims.last_mut() {
+            *last = y.dim(1)?;
+        }
+        Ok(y.reshape(out_dims)?)
     }
 }
 
@@ -95,7 +107,7 @@ impl Layer {
         let attended = self
             .attention_norm
             .forward(&(self.attention_out.forward(&context)? + x)?)?;
-        let inner = self.intermediate.forward(&attended)?.gelu_erf()?;
+        let inner = super::gelu::gelu_erf(&self.intermediate.forward(&attended)?)?;
         Ok(self
             .output_norm
             .forward(&(self.output.forward(&inner)? + attended)?)?)

@@ -2,6 +2,7 @@
 //! attention mask, L2-normalize. Matches sentence-transformers (see tests/embedding_parity.rs).
 
 mod bert;
+mod gelu;
 mod quantize;
 mod weights;
 
@@ -27,7 +28,11 @@ pub struct Embedder {
 impl Embedder {
     /// The f32 reference model from Hugging Face files (model.safetensors, config.json,
     /// tokenizer.json).
-    pub fn from_safetensors(weights: &[u8], config_json: &[u8], tokenizer_json: &[u8]) -> Result<Self> {
+    pub fn from_safetensors(
+        weights: &[u8],
+        config_json: &[u8],
+        tokenizer_json: &[u8],
+    ) -> Result<Self> {
         let config = BertConfig::from_json(config_json)?;
         let weights = Weights::from_safetensors(weights)?;
         Self::new(&weights, &config, tokenizer_json)
@@ -58,7 +63,10 @@ impl Embedder {
                 config.vocab_size
             )));
         }
-        Ok(Self { bert: Bert::load(weights, config)?, tokenizer })
+        Ok(Self {
+            bert: Bert::load(weights, config)?,
+            tokenizer,
+        })
     }
 
     /// Width of the embeddings (384 for MiniLM-L6).
@@ -68,7 +76,10 @@ impl Embedder {
 
     /// Token ids as the model sees them ([CLS] ... [SEP], truncated, unpadded).
     pub fn token_ids(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = self.tokenizer.encode(text, true).map_err(Error::tokenizer)?;
+        let encoding = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(Error::tokenizer)?;
         Ok(encoding.get_ids().to_vec())
     }
 
@@ -79,10 +90,14 @@ impl Embedder {
             return Err(Error::EmptyQuery);
         }
         if text.len() > MAX_QUERY_BYTES {
-            return Err(Error::QueryTooLong { bytes: text.len(), limit: MAX_QUERY_BYTES });
+            return Err(Error::QueryTooLong {
+                bytes: text.len(),
+                limit: MAX_QUERY_BYTES,
+            });
         }
         let mut out = self.embed_batch(&[text])?;
-        out.pop().ok_or_else(|| Error::InvalidArgument("no embedding returned".into()))
+        out.pop()
+            .ok_or_else(|| Error::InvalidArgument("no embedding returned".into()))
     }
 
     /// Embeds texts in one forward pass, padded to the longest of them. For many texts use
@@ -129,7 +144,9 @@ impl Embedder {
         mut progress: impl FnMut(usize),
     ) -> Result<Vec<Vec<f32>>> {
         if batch_size == 0 {
-            return Err(Error::InvalidArgument("batch size must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "batch size must be at least 1".into(),
+            ));
         }
         let encodings = self
             .tokenizer

@@ -76,9 +76,15 @@ impl BertConfig {
             ("bert.vocab_size".into(), u(self.vocab_size)),
             ("bert.embedding_length".into(), u(self.hidden_size)),
             ("bert.block_count".into(), u(self.num_hidden_layers)),
-            ("bert.attention.head_count".into(), u(self.num_attention_heads)),
+            (
+                "bert.attention.head_count".into(),
+                u(self.num_attention_heads),
+            ),
             ("bert.feed_forward_length".into(), u(self.intermediate_size)),
-            ("bert.context_length".into(), u(self.max_position_embeddings)),
+            (
+                "bert.context_length".into(),
+                u(self.max_position_embeddings),
+            ),
             ("bert.token_type_count".into(), u(self.type_vocab_size)),
             (
                 "bert.attention.layer_norm_epsilon".into(),

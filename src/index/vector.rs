@@ -15,7 +15,10 @@ impl QuantizedVector {
     pub fn quantize(v: &[f32]) -> Self {
         let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-        let values = v.iter().map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8).collect();
+        let values = v
+            .iter()
+            .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8)
+            .collect();
         Self { scale, values }
     }
 
@@ -44,7 +47,10 @@ impl QuantizedVector {
 
 /// Integer dot product; written as a plain zip so LLVM vectorizes it (AVX2 and wasm simd128).
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    a.iter().zip(b).map(|(&x, &y)| x as i16 as i32 * y as i16 as i32).sum()
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| x as i16 as i32 * y as i16 as i32)
+        .sum()
 }
 
 /// Dot product of an f32 query with int8 values (the caller applies the scale).
@@ -52,12 +58,19 @@ pub fn dot_f32_i8(query: &[f32], values: &[i8]) -> f32 {
     // Eight partial sums let the compiler keep a vector register of accumulators.
     let mut acc = [0.0f32; 8];
     let chunks = query.len() / 8 * 8;
-    for (q, v) in query[..chunks].chunks_exact(8).zip(values[..chunks].chunks_exact(8)) {
+    for (q, v) in query[..chunks]
+        .chunks_exact(8)
+        .zip(values[..chunks].chunks_exact(8))
+    {
         for lane in 0..8 {
             acc[lane] += q[lane] * v[lane] as f32;
         }
     }
-    let tail: f32 = query[chunks..].iter().zip(&values[chunks..]).map(|(q, &v)| q * v as f32).sum();
+    let tail: f32 = query[chunks..]
+        .iter()
+        .zip(&values[chunks..])
+        .map(|(q, &v)| q * v as f32)
+        .sum();
     acc.iter().sum::<f32>() + tail
 }
 

@@ -1,0 +1,208 @@
+//! The engine's speed and size on real models and data, printed as a markdown table.
+//!
+//!     cargo bench --bench engine             # everything (~5 min on 2 cores)
+//!     MARQUEE_BENCH_QUICK=1 cargo bench ...  # 500 texts, 10k synthetic vectors
+//!
+//! Needs the assets (scripts/fetch_assets.py) and, for the bundle sizes, a built bundle.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::Instant;
+
+use candle_core::quantized::GgmlDType;
+use marquee::bundle;
+use marquee::catalogue::{Catalogue, ColumnMapping};
+use marquee::embed::{quantize_bert, BertConfig, Embedder, Weights};
+use marquee::index::{HnswParams, SearchMode, VectorIndex};
+
+// Same allocator as index-builder, so the figures are the CLI's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const QUERY: &str = "toys that come to life when nobody is watching";
+
+fn median_ms(mut runs: Vec<f64>) -> f64 {
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2] * 1e3
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed().as_secs_f64())
+}
+
+fn row(what: &str, figure: String) {
+    println!("| {what} | {figure} |");
+}
+
+/// Small deterministic Gaussian noise (xorshift + Box-Muller); no need for a rand dependency.
+struct Noise(u64);
+
+impl Noise {
+    fn uniform(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 + 0.5) / (1u64 << 24) as f32
+    }
+
+    fn gaussian(&mut self) -> f32 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
+}
+
+/// `n` vectors: the real ones repeated, each copy moved by noise of norm ≈ 0.2, renormalized.
+fn tiled(real: &[Vec<f32>], n: usize, noise: &mut Noise) -> Vec<Vec<f32>> {
+    let sigma = 0.2 / (real[0].len() as f32).sqrt();
+    (0..n)
+        .map(|i| {
+            let v: Vec<f32> = real[i % real.len()]
+                .iter()
+                .map(|x| x + sigma * noise.gaussian())
+                .collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / norm).collect()
+        })
+        .collect()
+}
+
+fn bench_search(label: &str, vectors: &[Vec<f32>], queries: &[Vec<f32>]) {
+    let (index, build_s) =
+        time(|| VectorIndex::build(vectors, HnswParams::default()).expect("index"));
+    row(
+        &format!("HNSW build, {label}"),
+        format!(
+            "{build_s:.1} s (ef_construction {}, M 32)",
+            index.params().ef_construction
+        ),
+    );
+    let mut exact_runs = Vec::new();
+    let mut hnsw_runs = Vec::new();
+    let (mut found, mut total) = (0usize, 0usize);
+    for q in queries {
+        let (exact, s) = time(|| index.search(q, 10, SearchMode::Exact).expect("exact"));
+        exact_runs.push(s);
+        let (hnsw, s) = time(|| index.search(q, 10, SearchMode::Hnsw).expect("hnsw"));
+        hnsw_runs.push(s);
+        found += exact
+            .iter()
+            .filter(|e| hnsw.iter().any(|h| h.index == e.index))
+            .count();
+        total += exact.len();
+    }
+    row(
+        &format!("exact search, {label}"),
+        format!("{:.3} ms/query", median_ms(exact_runs)),
+    );
+    row(
+        &format!("HNSW + re-rank, {label}"),
+        format!(
+            "{:.3} ms/query, recall@10 {:.4} vs exact ({} queries, ef_search {})",
+            median_ms(hnsw_runs),
+            found as f64 / total as f64,
+            queries.len(),
+            index.params().ef_search
+        ),
+    );
+    row(
+        &format!("index part bytes, {label}"),
+        format!(
+            "{} ({} of them int8 vectors + scales)",
+            index.to_bytes().expect("bytes").len(),
+            index.vector_bytes()
+        ),
+    );
+}
+
+fn main() {
+    let quick = std::env::var_os("MARQUEE_BENCH_QUICK").is_some();
+    let config = BertConfig::from_json(&common::asset("minilm/config.json")).expect("config");
+    let weights =
+        Weights::from_safetensors(&common::asset("minilm/model.safetensors")).expect("weights");
+    let tokenizer = common::asset("minilm/tokenizer.json");
+    let f32_model = Embedder::new(&weights, &config, &tokenizer).expect("f32 model");
+    let gguf = quantize_bert(&weights, &config, GgmlDType::Q8_0).expect("quantize");
+    let q8_model = Embedder::from_gguf(&gguf, &tokenizer).expect("q8_0 model");
+    let csv = common::cache_dir().join("assets/tmdb/movies.csv");
+    let mut catalogue = Catalogue::from_path(&csv, &ColumnMapping::default()).expect("catalogue");
+    if quick {
+        catalogue.truncate(500);
+    }
+
+    println!("| what | figure |\n|---|---|");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (embeddings, s) = time(|| {
+        f32_model
+            .embed_all(&catalogue.texts, 32, |_| {})
+            .expect("embeds")
+    });
+    row(
+        "build embeddings, f32, batch 32",
+        format!(
+            "{:.1} texts/s ({} TMDB texts in {s:.1} s, {threads} threads)",
+            catalogue.len() as f64 / s,
+            catalogue.len()
+        ),
+    );
+    let sample = &catalogue.texts[..catalogue.len().min(500)];
+    let (_, s) = time(|| q8_model.embed_all(sample, 32, |_| {}).expect("embeds"));
+    row(
+        "build embeddings, q8_0, batch 32",
+        format!(
+            "{:.1} texts/s ({} texts)",
+            sample.len() as f64 / s,
+            sample.len()
+        ),
+    );
+
+    let tokens = f32_model.token_ids(QUERY).expect("tokens").len();
+    for (name, model) in [("f32", &f32_model), ("q8_0", &q8_model)] {
+        model.embed_query(QUERY).expect("warm-up");
+        let runs = (0..50)
+            .map(|_| time(|| model.embed_query(QUERY).expect("embeds")).1)
+            .collect();
+        row(
+            &format!("query embedding, {name}"),
+            format!("{:.2} ms ({tokens} tokens, median of 50)", median_ms(runs)),
+        );
+    }
+
+    // Queries: taglines, embedded like a visitor's text would be.
+    let taglines: Vec<String> = catalogue
+        .movies
+        .iter()
+        .filter_map(|m| m.tagline.clone())
+        .step_by(7)
+        .take(200)
+        .collect();
+    let queries = q8_model.embed_all(&taglines, 32, |_| {}).expect("queries");
+    bench_search(
+        &format!("{} real vectors", embeddings.len()),
+        &embeddings,
+        &queries,
+    );
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    let n = if quick { 10_000 } else { 50_000 };
+    let synthetic = tiled(&embeddings, n, &mut noise);
+    bench_search(
+        &format!("{n} vectors (real, tiled + noise)"),
+        &synthetic,
+        &queries,
+    );
+
+    match bundle::read_manifest(&common::cache_dir().join("bundle")) {
+        Ok(manifest) => {
+            for part in &manifest.parts {
+                row(
+                    &format!("bundle part {}", part.name),
+                    format!("{} bytes ({})", part.bytes, part.file),
+                );
+            }
+            row("bundle total", format!("{} bytes", manifest.total_bytes()));
+        }
+        Err(e) => row("bundle", format!("not measured: {e}")),
+    }
+}
