@@ -2,6 +2,7 @@
 //!
 //!     cargo bench --bench engine             # everything (~5 min on 2 cores)
 //!     MARQUEE_BENCH_QUICK=1 cargo bench ...  # 500 texts, 10k synthetic vectors
+//!     MARQUEE_BENCH_EF_SEARCH=200 MARQUEE_BENCH_EF_CONSTRUCTION=200 ...  # HNSW sweeps
 //!
 //! Needs the assets (scripts/fetch_assets.py) and, for the bundle sizes, a built bundle.
 

@@ -64,7 +64,7 @@ impl Default for HnswParams {
     fn default() -> Self {
         Self {
             ef_construction: 100,
-            ef_search: 64,
+            ef_search: 100,
             seed: 0x006d_6172_7175_6565, // "marquee"
         }
     }

@@ -1,0 +1,133 @@
+//! The CLI as a user runs it: `build` on a small CSV with broken rows (using the real
+//! MiniLM from the asset cache), then `query` against what it wrote.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("MARQUEE_CACHE").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/marquee"),
+        PathBuf::from,
+    )
+}
+
+fn builder() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_index-builder"));
+    cmd.env("MARQUEE_CACHE", cache_dir());
+    cmd
+}
+
+const CSV: &str = "\
+isbn,name,blurb,published
+1,The Sea Wolf,A ship captain rules his crew with cruelty on a sealing voyage.,1904
+2,Frankenstein,A scientist builds a living creature from dead bodies and abandons it.,1818
+3,Dracula,A vampire count travels from Transylvania to England.,1897
+4,Broken,Row with,too many,fields
+5,No Blurb,,1900
+6,Moby-Dick,A captain hunts the white whale that took his leg.,1851
+";
+
+#[test]
+fn build_then_query_a_custom_catalogue() {
+    let dir = std::env::temp_dir().join(format!("marquee-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let csv = dir.join("books.csv");
+    std::fs::write(&csv, CSV).expect("write csv");
+    let bundle = dir.join("bundle");
+
+    let out = builder()
+        .args(["build", "--catalogue"])
+        .arg(&csv)
+        .args(["--id-column", "isbn", "--title-column", "name"])
+        .args([
+            "--text-column",
+            "name",
+            "--text-column",
+            "blurb",
+            "--overview-column",
+            "blurb",
+        ])
+        .args([
+            "--tagline-column",
+            "",
+            "--date-column",
+            "published",
+            "--genres-column",
+            "",
+        ])
+        .arg("--out")
+        .arg(&bundle)
+        .output()
+        .expect("index-builder runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("rows: 6 read, 4 kept, 2 skipped"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("malformed CSV record"), "{stdout}");
+    assert!(stdout.contains("empty overview"), "{stdout}");
+    assert!(stdout.contains("vectors: 4 x 384 dims"), "{stdout}");
+
+    let out = builder()
+        .args([
+            "query",
+            "a whaling captain obsessed with revenge",
+            "-k",
+            "2",
+            "--json",
+        ])
+        .arg("--bundle")
+        .arg(&bundle)
+        .output()
+        .expect("query runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(str::to_string);
+    let first: serde_json::Value = serde_json::from_str(&first.expect("a result")).expect("json");
+    assert_eq!(first["title"], "Moby-Dick");
+    assert_eq!(first["year"], 1851);
+
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn clear_errors_for_bad_input() {
+    let out = builder()
+        .args(["query", "   ", "--bundle"])
+        .arg(cache_dir().join("bundle"))
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("query is empty"));
+
+    let out = builder()
+        .args([
+            "build",
+            "--catalogue",
+            "/nonexistent/movies.csv",
+            "--out",
+            "/tmp/never",
+        ])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/movies.csv"));
+
+    let out = builder()
+        .args(["query", "x", "--mode", "fast", "--bundle", "/tmp"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fast"));
+}
