@@ -17,10 +17,10 @@ use crate::index::HnswParams;
 
 pub const FORMAT: &str = "marquee-bundle";
 /// Bump on any change a reader of the previous version would misread.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const MANIFEST_FILE: &str = "manifest.json";
 
-/// Names of the parts a version-1 bundle has.
+/// Names of the parts a bundle has.
 pub mod part {
     /// JSON list of movies, in index order.
     pub const MOVIES: &str = "movies";

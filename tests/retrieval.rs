@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use marquee::bundle::{self, part, MANIFEST_FILE};
+use marquee::bundle::{self, part, FORMAT_VERSION, MANIFEST_FILE};
 use marquee::index::SearchMode;
 use marquee::retriever::Retriever;
 use marquee::Error;
@@ -153,11 +153,12 @@ fn damaged_bundles_are_refused_with_clear_errors() {
     // A bundle from another format version.
     std::fs::write(&index_file, &pristine).expect("write");
     let text = std::fs::read_to_string(dir.join(MANIFEST_FILE)).expect("manifest text");
-    let newer = text.replacen("\"version\": 1", "\"version\": 2", 1);
+    let current = format!("\"version\": {FORMAT_VERSION}");
+    let newer = text.replacen(&current, &format!("\"version\": {}", FORMAT_VERSION + 1), 1);
     std::fs::write(dir.join(MANIFEST_FILE), newer).expect("write");
     let err = Retriever::open_dir(&dir).err().expect("version is checked");
     assert!(
-        matches!(err, Error::BundleVersion { found: 2, .. }),
+        matches!(err, Error::BundleVersion { found, .. } if found == u64::from(FORMAT_VERSION) + 1),
         "{err}"
     );
 

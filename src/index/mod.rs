@@ -17,6 +17,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 pub use vector::{dot_f32_i8, dot_i8, QuantizedVector};
 
+/// Width of the stored vectors: all-MiniLM-L6-v2's 384. Fixed at compile time so that
+/// graph points are inline records (see `vector.rs`); another embedder means another width.
+pub const WIDTH: usize = 384;
+
+type Point = QuantizedVector<WIDTH>;
+
 /// How to search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -89,7 +95,7 @@ struct Stored<H> {
 pub struct VectorIndex {
     dim: usize,
     params: HnswParams,
-    hnsw: HnswMap<QuantizedVector, u32>,
+    hnsw: HnswMap<Point, u32>,
     /// Row-major int8 vectors in catalogue order, for exact scans and re-ranking.
     rows: Vec<i8>,
     scales: Vec<f32>,
@@ -98,35 +104,36 @@ pub struct VectorIndex {
 impl VectorIndex {
     /// Quantizes normalized embeddings and builds the graph over them.
     pub fn build(embeddings: &[Vec<f32>], params: HnswParams) -> Result<Self> {
-        let dim = embeddings.first().map_or(0, Vec::len);
-        if dim == 0 || embeddings.iter().any(|e| e.len() != dim) {
-            return Err(Error::InvalidArgument(
-                "embeddings must be non-empty and all of one width".into(),
-            ));
+        if embeddings.is_empty() || embeddings.iter().any(|e| e.len() != WIDTH) {
+            return Err(Error::InvalidArgument(format!(
+                "the index needs at least one embedding, each {WIDTH} wide"
+            )));
         }
         if params.ef_search == 0 {
             return Err(Error::InvalidArgument(
                 "ef_search must be at least 1".into(),
             ));
         }
-        let points: Vec<QuantizedVector> = embeddings
+        let points = embeddings
             .iter()
-            .map(|e| QuantizedVector::quantize(e))
-            .collect();
+            .map(|e| Point::quantize(e))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::InvalidArgument(format!("embeddings must be {WIDTH} wide")))?;
         let ids: Vec<u32> = (0..points.len() as u32).collect();
         let hnsw = Builder::default()
             .ef_construction(params.ef_construction)
             .ef_search(params.ef_search)
             .seed(params.seed)
             .build(points, ids);
-        Self::from_graph(dim, params, hnsw)
+        Self::from_graph(WIDTH, params, hnsw)
     }
 
-    fn from_graph(
-        dim: usize,
-        params: HnswParams,
-        hnsw: HnswMap<QuantizedVector, u32>,
-    ) -> Result<Self> {
+    fn from_graph(dim: usize, params: HnswParams, hnsw: HnswMap<Point, u32>) -> Result<Self> {
+        if dim != WIDTH {
+            return Err(decode_error(&format!(
+                "vectors are {dim} wide, this build reads {WIDTH}"
+            )));
+        }
         let n = hnsw.values.len();
         let mut rows = vec![0i8; n * dim];
         let mut scales = vec![0.0f32; n];
@@ -142,9 +149,6 @@ impl VectorIndex {
                     "graph values are not a permutation of the rows",
                 ));
             };
-            if point.dim() != dim {
-                return Err(decode_error("a vector has the wrong width"));
-            }
             seen[slot] = true;
             rows[slot * dim..(slot + 1) * dim].copy_from_slice(point.values());
             scales[slot] = point.scale();
@@ -171,7 +175,7 @@ impl VectorIndex {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let stored: Stored<HnswMap<QuantizedVector, u32>> =
+        let stored: Stored<HnswMap<Point, u32>> =
             postcard::from_bytes(bytes).map_err(|e| decode_error(&e.to_string()))?;
         Self::from_graph(stored.dim as usize, stored.params, stored.hnsw)
     }
@@ -190,6 +194,12 @@ impl VectorIndex {
 
     pub fn params(&self) -> HnswParams {
         self.params
+    }
+
+    /// The stored vector at catalogue position `i`, dequantized.
+    pub fn vector(&self, i: usize) -> Option<Vec<f32>> {
+        let row = self.rows.get(i * self.dim..(i + 1) * self.dim)?;
+        Some(row.iter().map(|&q| q as f32 * self.scales[i]).collect())
     }
 
     /// Bytes of the int8 vectors and their scales (the rest of the part is the graph).
@@ -236,7 +246,9 @@ impl VectorIndex {
     }
 
     fn search_hnsw(&self, query: &[f32], k: usize) -> Vec<Hit> {
-        let point = QuantizedVector::quantize(query);
+        let Some(point) = Point::quantize(query) else {
+            return self.search_exact(query, k); // unreachable: `search` checked the width
+        };
         let mut search = Search::default();
         let candidates = self.hnsw.search(&point, &mut search).map(|item| {
             let index = *item.value as usize;
@@ -277,7 +289,7 @@ mod tests {
         (0..n)
             .map(|i| {
                 let a = i as f32 / n as f32 * std::f32::consts::TAU;
-                let mut v = vec![0.0; 8];
+                let mut v = vec![0.0; WIDTH];
                 v[0] = a.cos();
                 v[1] = a.sin();
                 v
@@ -306,7 +318,7 @@ mod tests {
         let index = VectorIndex::build(&points, HnswParams::default()).expect("builds");
         let bytes = index.to_bytes().expect("serializes");
         let again = VectorIndex::from_bytes(&bytes).expect("deserializes");
-        assert_eq!((again.len(), again.dim()), (100, 8));
+        assert_eq!((again.len(), again.dim()), (100, WIDTH));
         assert_eq!(again.rows, index.rows);
         let q = &points[42];
         assert_eq!(
@@ -329,7 +341,9 @@ mod tests {
         let index = VectorIndex::build(&circle(20), HnswParams::default()).expect("builds");
         assert!(index.search(&[0.0; 3], 1, SearchMode::Exact).is_err());
         assert!(index.search(&circle(1)[0], 0, SearchMode::Exact).is_err());
-        assert!(index.search(&[f32::NAN; 8], 1, SearchMode::Hnsw).is_err());
+        assert!(index
+            .search(&[f32::NAN; WIDTH], 1, SearchMode::Hnsw)
+            .is_err());
         // k beyond the graph's candidates still answers, exactly.
         assert_eq!(
             index

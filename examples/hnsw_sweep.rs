@@ -1,0 +1,115 @@
+//! HNSW parameter sweep on the synthetic large catalogue (the bundle's real vectors tiled
+//! with noise, as in benches/engine.rs), reusing the bundle's vectors and embedder so no
+//! catalogue needs re-embedding. Built graphs are cached in the system temp dir.
+//!
+//!     cargo run --release --example hnsw_sweep -- [N] [EF_CONSTRUCTION] [EF_SEARCH...]
+//!
+//! Queries are 200 TMDB taglines embedded like visitor text: far from every movie (cosine
+//! ~0.3-0.5), which is what visitors' short ideas look like and the hard case for HNSW.
+
+use std::time::Instant;
+
+use marquee::index::{HnswParams, SearchMode, VectorIndex};
+use marquee::retriever::Retriever;
+
+/// Deterministic Gaussian noise (xorshift + Box-Muller).
+struct Noise(u64);
+
+impl Noise {
+    fn uniform(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 + 0.5) / (1u64 << 24) as f32
+    }
+
+    fn gaussian(&mut self) -> f32 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let n = args.first().copied().unwrap_or(50_000);
+    let ef_construction = args.get(1).copied().unwrap_or(100);
+    let ef_searches = if args.len() > 2 {
+        args[2..].to_vec()
+    } else {
+        vec![100]
+    };
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    let dir = std::path::PathBuf::from(home).join(".cache/marquee/bundle");
+    let retriever = Retriever::open_dir(&dir).expect("a bundle (run index-builder build)");
+    let index = retriever.index();
+
+    let real: Vec<Vec<f32>> = (0..index.len()).filter_map(|i| index.vector(i)).collect();
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    let sigma = 0.2 / (real[0].len() as f32).sqrt();
+    let data: Vec<Vec<f32>> = (0..n)
+        .map(|i| {
+            let v: Vec<f32> = real[i % real.len()]
+                .iter()
+                .map(|x| x + sigma * noise.gaussian())
+                .collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / norm).collect()
+        })
+        .collect();
+    let taglines: Vec<String> = retriever
+        .movies()
+        .iter()
+        .filter_map(|m| m.tagline.clone())
+        .step_by(7)
+        .take(200)
+        .collect();
+    let queries = retriever
+        .embedder()
+        .embed_all(&taglines, 32, |_| {})
+        .expect("embeds");
+
+    for &ef_search in &ef_searches {
+        let params = HnswParams {
+            ef_construction,
+            ef_search,
+            ..HnswParams::default()
+        };
+        let cached = std::env::temp_dir().join(format!(
+            "marquee-hnsw-{n}-{ef_construction}-{ef_search}.bin"
+        ));
+        let clock = Instant::now();
+        let graph = match std::fs::read(&cached)
+            .ok()
+            .and_then(|b| VectorIndex::from_bytes(&b).ok())
+        {
+            Some(graph) => graph,
+            None => {
+                let graph = VectorIndex::build(&data, params).expect("builds");
+                std::fs::write(&cached, graph.to_bytes().expect("serializes")).ok();
+                graph
+            }
+        };
+        let build_s = clock.elapsed().as_secs_f64();
+        let (mut found, mut times) = (0, Vec::new());
+        for q in &queries {
+            let exact = graph.search(q, 10, SearchMode::Exact).expect("exact");
+            let clock = Instant::now();
+            let hnsw = graph.search(q, 10, SearchMode::Hnsw).expect("hnsw");
+            times.push(clock.elapsed().as_secs_f64());
+            found += exact
+                .iter()
+                .filter(|e| hnsw.iter().any(|h| h.index == e.index))
+                .count();
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "n {n}, ef_construction {ef_construction}, ef_search {ef_search}: build/load {build_s:.1} s, \
+             median {:.3} ms/query, recall@10 {:.4}",
+            times[times.len() / 2] * 1e3,
+            found as f64 / (10 * queries.len()) as f64
+        );
+    }
+}
