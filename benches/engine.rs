@@ -8,6 +8,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/synthetic.rs"]
+mod synthetic;
 
 use std::time::Instant;
 
@@ -36,38 +38,6 @@ fn time<T>(f: impl FnOnce() -> T) -> (T, f64) {
 
 fn row(what: &str, figure: String) {
     println!("| {what} | {figure} |");
-}
-
-/// Small deterministic Gaussian noise (xorshift + Box-Muller); no need for a rand dependency.
-struct Noise(u64);
-
-impl Noise {
-    fn uniform(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 40) as f32 + 0.5) / (1u64 << 24) as f32
-    }
-
-    fn gaussian(&mut self) -> f32 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-}
-
-/// `n` vectors: the real ones repeated, each copy moved by noise of norm ≈ 0.2, renormalized.
-fn tiled(real: &[Vec<f32>], n: usize, noise: &mut Noise) -> Vec<Vec<f32>> {
-    let sigma = 0.2 / (real[0].len() as f32).sqrt();
-    (0..n)
-        .map(|i| {
-            let v: Vec<f32> = real[i % real.len()]
-                .iter()
-                .map(|x| x + sigma * noise.gaussian())
-                .collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / norm).collect()
-        })
-        .collect()
 }
 
 fn bench_search(label: &str, vectors: &[Vec<f32>], queries: &[Vec<f32>]) {
@@ -185,9 +155,8 @@ fn main() {
         &embeddings,
         &queries,
     );
-    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
     let n = if quick { 10_000 } else { 50_000 };
-    let synthetic = tiled(&embeddings, n, &mut noise);
+    let synthetic = synthetic::tiled(&embeddings, n);
     bench_search(
         &format!("{n} vectors (real, tiled + noise)"),
         &synthetic,

@@ -12,22 +12,8 @@ use std::time::Instant;
 use marquee::index::{HnswParams, SearchMode, VectorIndex};
 use marquee::retriever::Retriever;
 
-/// Deterministic Gaussian noise (xorshift + Box-Muller).
-struct Noise(u64);
-
-impl Noise {
-    fn uniform(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 40) as f32 + 0.5) / (1u64 << 24) as f32
-    }
-
-    fn gaussian(&mut self) -> f32 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-}
+#[path = "../benches/support/synthetic.rs"]
+mod synthetic;
 
 fn main() {
     let args: Vec<usize> = std::env::args()
@@ -47,18 +33,7 @@ fn main() {
     let index = retriever.index();
 
     let real: Vec<Vec<f32>> = (0..index.len()).filter_map(|i| index.vector(i)).collect();
-    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
-    let sigma = 0.2 / (real[0].len() as f32).sqrt();
-    let data: Vec<Vec<f32>> = (0..n)
-        .map(|i| {
-            let v: Vec<f32> = real[i % real.len()]
-                .iter()
-                .map(|x| x + sigma * noise.gaussian())
-                .collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / norm).collect()
-        })
-        .collect();
+    let data = synthetic::tiled(&real, n);
     let taglines: Vec<String> = retriever
         .movies()
         .iter()

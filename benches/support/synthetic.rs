@@ -1,0 +1,40 @@
+//! The synthetic large catalogue of the benchmarks: real vectors repeated, each copy moved
+//! by Gaussian noise of norm ≈ 0.2 and renormalized. Shared by benches/engine.rs and
+//! examples/hnsw_sweep.rs so both measure the same data.
+
+/// Deterministic Gaussian noise (xorshift + Box-Muller); no need for a rand dependency.
+pub struct Noise(u64);
+
+impl Noise {
+    pub fn new() -> Self {
+        Self(0x9e37_79b9_7f4a_7c15)
+    }
+
+    fn uniform(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 + 0.5) / (1u64 << 24) as f32
+    }
+
+    fn gaussian(&mut self) -> f32 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
+}
+
+/// `n` vectors tiled from `real`, each copy perturbed and renormalized.
+pub fn tiled(real: &[Vec<f32>], n: usize) -> Vec<Vec<f32>> {
+    let mut noise = Noise::new();
+    let sigma = 0.2 / (real[0].len() as f32).sqrt();
+    (0..n)
+        .map(|i| {
+            let v: Vec<f32> = real[i % real.len()]
+                .iter()
+                .map(|x| x + sigma * noise.gaussian())
+                .collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / norm).collect()
+        })
+        .collect()
+}
