@@ -40,44 +40,62 @@ fn row(what: &str, figure: String) {
     println!("| {what} | {figure} |");
 }
 
-fn bench_search(label: &str, vectors: &[Vec<f32>], queries: &[Vec<f32>]) {
-    let (index, build_s) =
-        time(|| VectorIndex::build(vectors, HnswParams::default()).expect("index"));
+/// The default HNSW parameters, or those named by MARQUEE_BENCH_EF_* variables.
+fn hnsw_params() -> HnswParams {
+    let var = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let defaults = HnswParams::default();
+    HnswParams {
+        ef_search: var("MARQUEE_BENCH_EF_SEARCH", defaults.ef_search),
+        ef_construction: var("MARQUEE_BENCH_EF_CONSTRUCTION", defaults.ef_construction),
+        ..defaults
+    }
+}
+
+/// Builds the index over `vectors`, then measures exact and HNSW search for each query set.
+fn bench_search(label: &str, vectors: &[Vec<f32>], query_sets: &[(&str, &[Vec<f32>])]) {
+    let (index, build_s) = time(|| VectorIndex::build(vectors, hnsw_params()).expect("index"));
+    let params = index.params();
     row(
         &format!("HNSW build, {label}"),
         format!(
             "{build_s:.1} s (ef_construction {}, M 32)",
-            index.params().ef_construction
+            params.ef_construction
         ),
     );
-    let mut exact_runs = Vec::new();
-    let mut hnsw_runs = Vec::new();
-    let (mut found, mut total) = (0usize, 0usize);
-    for q in queries {
-        let (exact, s) = time(|| index.search(q, 10, SearchMode::Exact).expect("exact"));
-        exact_runs.push(s);
-        let (hnsw, s) = time(|| index.search(q, 10, SearchMode::Hnsw).expect("hnsw"));
-        hnsw_runs.push(s);
-        found += exact
-            .iter()
-            .filter(|e| hnsw.iter().any(|h| h.index == e.index))
-            .count();
-        total += exact.len();
+    for (kind, queries) in query_sets {
+        let (mut exact_runs, mut hnsw_runs) = (Vec::new(), Vec::new());
+        let (mut found, mut total) = (0usize, 0usize);
+        for q in queries.iter() {
+            let (exact, s) = time(|| index.search(q, 10, SearchMode::Exact).expect("exact"));
+            exact_runs.push(s);
+            let (hnsw, s) = time(|| index.search(q, 10, SearchMode::Hnsw).expect("hnsw"));
+            hnsw_runs.push(s);
+            found += exact
+                .iter()
+                .filter(|e| hnsw.iter().any(|h| h.index == e.index))
+                .count();
+            total += exact.len();
+        }
+        row(
+            &format!("exact search, {label}, {kind}"),
+            format!("{:.3} ms/query", median_ms(exact_runs)),
+        );
+        row(
+            &format!("HNSW + re-rank, {label}, {kind}"),
+            format!(
+                "{:.3} ms/query, recall@10 {:.4} vs exact ({} queries, ef_search {})",
+                median_ms(hnsw_runs),
+                found as f64 / total as f64,
+                queries.len(),
+                params.ef_search
+            ),
+        );
     }
-    row(
-        &format!("exact search, {label}"),
-        format!("{:.3} ms/query", median_ms(exact_runs)),
-    );
-    row(
-        &format!("HNSW + re-rank, {label}"),
-        format!(
-            "{:.3} ms/query, recall@10 {:.4} vs exact ({} queries, ef_search {})",
-            median_ms(hnsw_runs),
-            found as f64 / total as f64,
-            queries.len(),
-            index.params().ef_search
-        ),
-    );
     row(
         &format!("index part bytes, {label}"),
         format!(
@@ -141,7 +159,8 @@ fn main() {
         );
     }
 
-    // Queries: taglines, embedded like a visitor's text would be.
+    // Two query sets: taglines embedded like a visitor's text (far from every movie) and
+    // perturbed catalogue vectors (near the data, like a paraphrased overview).
     let taglines: Vec<String> = catalogue
         .movies
         .iter()
@@ -149,18 +168,21 @@ fn main() {
         .step_by(7)
         .take(200)
         .collect();
-    let queries = q8_model.embed_all(&taglines, 32, |_| {}).expect("queries");
+    let taglines = q8_model.embed_all(&taglines, 32, |_| {}).expect("queries");
+    let near = synthetic::near_queries(&embeddings, 200);
+    let query_sets: [(&str, &[Vec<f32>]); 2] =
+        [("tagline queries", &taglines), ("near queries", &near)];
     bench_search(
         &format!("{} real vectors", embeddings.len()),
         &embeddings,
-        &queries,
+        &query_sets,
     );
     let n = if quick { 10_000 } else { 50_000 };
     let synthetic = synthetic::tiled(&embeddings, n);
     bench_search(
         &format!("{n} vectors (real, tiled + noise)"),
         &synthetic,
-        &queries,
+        &query_sets,
     );
 
     match bundle::read_manifest(&common::cache_dir().join("bundle")) {
