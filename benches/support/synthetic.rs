@@ -23,36 +23,28 @@ impl Noise {
     }
 }
 
-/// `n` vectors tiled from `real`, each copy perturbed and renormalized.
+/// `v` moved by Gaussian noise of norm ≈ `norm`, renormalized.
+fn perturbed(v: &[f32], norm: f32, noise: &mut Noise) -> Vec<f32> {
+    let sigma = norm / (v.len() as f32).sqrt();
+    let moved: Vec<f32> = v.iter().map(|x| x + sigma * noise.gaussian()).collect();
+    let length = moved.iter().map(|x| x * x).sum::<f32>().sqrt();
+    moved.into_iter().map(|x| x / length).collect()
+}
+
+/// `n` vectors tiled from `real`, each copy moved by noise of norm ≈ 0.2.
 pub fn tiled(real: &[Vec<f32>], n: usize) -> Vec<Vec<f32>> {
     let mut noise = Noise::new();
-    let sigma = 0.2 / (real[0].len() as f32).sqrt();
     (0..n)
-        .map(|i| {
-            let v: Vec<f32> = real[i % real.len()]
-                .iter()
-                .map(|x| x + sigma * noise.gaussian())
-                .collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / norm).collect()
-        })
+        .map(|i| perturbed(&real[i % real.len()], 0.2, &mut noise))
         .collect()
 }
 
 /// Queries near the data: `count` catalogue vectors (spread over it), each moved by noise
-/// of norm ≈ 0.6 and renormalized, like a paraphrase of a catalogue entry (cosine ≈ 0.85
-/// to its source). The other query set, taglines, is far from everything.
+/// of norm ≈ 0.6, like a paraphrase of a catalogue entry (cosine ≈ 0.85 to its source).
+/// The other query set, taglines, is far from everything.
 pub fn near_queries(real: &[Vec<f32>], count: usize) -> Vec<Vec<f32>> {
     let mut noise = Noise(0x2545_f491_4f6c_dd1d);
-    let sigma = 0.6 / (real[0].len() as f32).sqrt();
     (0..count)
-        .map(|i| {
-            let v: Vec<f32> = real[(i * 23) % real.len()]
-                .iter()
-                .map(|x| x + sigma * noise.gaussian())
-                .collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / norm).collect()
-        })
+        .map(|i| perturbed(&real[(i * 23) % real.len()], 0.6, &mut noise))
         .collect()
 }
