@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use marquee::builder::{build_bundle, BuildOptions, ModelFiles, Progress};
 use marquee::catalogue::{Catalogue, ColumnMapping};
-use marquee::embed::parse_embedder_dtype;
+use marquee::embed::parse_gguf_dtype;
 use marquee::index::HnswParams;
 
 use crate::paths;
@@ -120,7 +120,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             seed: args.seed,
         },
         batch_size: args.batch_size,
-        embedder_dtype: parse_embedder_dtype(&args.embedder_dtype)?,
+        embedder_dtype: parse_gguf_dtype(&args.embedder_dtype)?,
         source: catalogue_path
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into()),

@@ -3,7 +3,9 @@
 
 mod build;
 mod paths;
+mod quantize;
 mod query;
+mod tagline;
 
 use std::path::PathBuf;
 
@@ -29,6 +31,10 @@ enum Command {
     Build(Box<build::BuildArgs>),
     /// Find the movies most similar to a text.
     Query(query::QueryArgs),
+    /// Retrieve similar movies and stream a new tagline written with them as examples.
+    Tagline(Box<tagline::TaglineArgs>),
+    /// Write a quantized GGUF: from a GPT-2 safetensors directory, or re-store a GGUF.
+    Quantize(quantize::QuantizeArgs),
 }
 
 /// Where the bundle goes by default: $MARQUEE_CACHE/bundle (~/.cache/marquee/bundle).
@@ -40,5 +46,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Build(args) => build::run(*args),
         Command::Query(args) => query::run(args),
+        Command::Tagline(args) => tagline::run(*args),
+        Command::Quantize(args) => quantize::run(args),
     }
 }

@@ -131,3 +131,36 @@ fn clear_errors_for_bad_input() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("fast"));
 }
+
+#[test]
+fn quantize_writes_a_gguf_the_engine_loads() {
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/gpt2_tiny");
+    let out = std::env::temp_dir().join(format!("marquee-gpt2-{}.gguf", std::process::id()));
+    let status = builder()
+        .arg("quantize")
+        .arg(&fixture)
+        .args(["--dtype", "q8_0", "-o"])
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let bytes = std::fs::read(&out).expect("written");
+    let model = marquee::generate::Gpt2::from_gguf(&bytes).expect("loads");
+    assert_eq!(
+        (model.config().n_layer, model.config().vocab_size),
+        (2, 512)
+    );
+    std::fs::remove_file(&out).ok();
+
+    let refused = builder()
+        .args(["quantize", "--dtype", "q3_x", "-o", "/tmp/never.gguf"])
+        .arg(&fixture)
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("q3_x"));
+}

@@ -6,7 +6,7 @@ mod gelu;
 mod quantize;
 mod weights;
 
-pub use quantize::{parse_embedder_dtype, quantize_bert};
+pub use quantize::{parse_gguf_dtype, quantize_bert};
 pub use weights::{BertConfig, Weights};
 
 use candle_core::Tensor;

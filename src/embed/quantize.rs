@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 
 /// The dtypes the embedder can be stored in. K-quants need rows that are multiples of 256
 /// values and MiniLM's are 384 wide, so only the 32-value block formats apply.
-pub fn parse_embedder_dtype(name: &str) -> Result<GgmlDType> {
+pub fn parse_gguf_dtype(name: &str) -> Result<GgmlDType> {
     match name {
         "f32" => Ok(GgmlDType::F32),
         "f16" => Ok(GgmlDType::F16),

@@ -144,17 +144,29 @@ impl Weights {
 
     /// Loads a GGUF file from memory, returning the weights and the BERT config in its metadata.
     pub fn from_gguf(bytes: &[u8]) -> Result<(Self, BertConfig)> {
+        let (weights, metadata) = Self::from_gguf_with_metadata(bytes)?;
+        Ok((weights, BertConfig::from_gguf_metadata(&metadata)?))
+    }
+
+    /// Loads any GGUF file from memory: its tensors, as stored, and its metadata.
+    pub fn from_gguf_with_metadata(
+        bytes: &[u8],
+    ) -> Result<(Self, HashMap<String, gguf_file::Value>)> {
         let device = Device::Cpu;
         let mut reader = Cursor::new(bytes);
         let content = gguf_file::Content::read(&mut reader)
             .map_err(|e| Error::ModelFile(format!("not a readable GGUF file: {e}")))?;
-        let config = BertConfig::from_gguf_metadata(&content.metadata)?;
         let mut tensors = HashMap::with_capacity(content.tensor_infos.len());
         for name in content.tensor_infos.keys() {
             let tensor = content.tensor(&mut reader, name, &device)?;
             tensors.insert(name.clone(), Arc::new(tensor));
         }
-        Ok((Self { tensors, device }, config))
+        Ok((Self { tensors, device }, content.metadata))
+    }
+
+    /// Whether a tensor of that name is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
     }
 
     pub fn device(&self) -> &Device {

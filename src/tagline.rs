@@ -1,0 +1,248 @@
+//! The RAG step: a visitor's movie idea and a few example movies become a chat prompt whose
+//! answer is a tagline. Examples are retrieved (the product), random (a baseline) or absent
+//! (another baseline), so the evaluation compares the three with the same code.
+
+use crate::catalogue::Movie;
+use crate::error::{Error, Result};
+use crate::index::SearchMode;
+use crate::retriever::Retriever;
+
+pub const SYSTEM_PROMPT: &str =
+    "You write movie taglines. Given a movie's overview, reply with one short, catchy tagline.";
+
+/// Where the few-shot examples come from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Examples {
+    None,
+    /// `k` movies drawn by a seeded generator (deterministic for a seed).
+    Random {
+        k: usize,
+        seed: u64,
+    },
+    /// The `k` movies most similar to the idea.
+    Retrieved {
+        k: usize,
+        mode: SearchMode,
+    },
+}
+
+/// Token limits of a prompt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    /// The whole prompt, examples included.
+    pub max_prompt_tokens: usize,
+    /// Each example's overview is cut to this many tokens.
+    pub max_overview_tokens: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            max_prompt_tokens: 768,
+            max_overview_tokens: 96,
+        }
+    }
+}
+
+/// One example movie and, when retrieved, its similarity to the idea.
+#[derive(Debug, Clone)]
+pub struct Example<'a> {
+    pub movie: &'a Movie,
+    pub similarity: Option<f32>,
+}
+
+/// Picks example movies (only those with a tagline can serve as examples).
+pub fn select_examples<'a>(
+    retriever: &'a Retriever,
+    idea: &str,
+    how: Examples,
+) -> Result<Vec<Example<'a>>> {
+    match how {
+        Examples::None => Ok(Vec::new()),
+        Examples::Retrieved { k, mode } => {
+            // Ask for more than k: some neighbours have no tagline.
+            let matches = retriever.query(idea, (k * 3).max(k + 5), mode)?;
+            Ok(matches
+                .into_iter()
+                .filter(|m| m.movie.tagline.is_some())
+                .take(k)
+                .map(|m| Example {
+                    movie: m.movie,
+                    similarity: Some(m.score),
+                })
+                .collect())
+        }
+        Examples::Random { k, seed } => {
+            let with_tagline: Vec<&Movie> = retriever
+                .movies()
+                .iter()
+                .filter(|m| m.tagline.is_some())
+                .collect();
+            let mut state = seed | 1;
+            let mut picked = Vec::with_capacity(k);
+            while picked.len() < k.min(with_tagline.len()) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let movie = with_tagline[(state % with_tagline.len() as u64) as usize];
+                if !picked
+                    .iter()
+                    .any(|e: &Example| std::ptr::eq(e.movie, movie))
+                {
+                    picked.push(Example {
+                        movie,
+                        similarity: None,
+                    });
+                }
+            }
+            Ok(picked)
+        }
+    }
+}
+
+fn turn(role: &str, content: &str) -> String {
+    format!("<|im_start|>{role}\n{content}<|im_end|>\n")
+}
+
+/// `text` cut to at most `max_tokens` tokens (by `count`), at a word boundary, with "…".
+fn shorten(text: &str, max_tokens: usize, count: &dyn Fn(&str) -> usize) -> String {
+    if count(text) <= max_tokens {
+        return text.to_string();
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (mut low, mut high) = (0, words.len());
+    while low < high {
+        let mid = (low + high).div_ceil(2);
+        if count(&format!("{}…", words[..mid].join(" "))) <= max_tokens {
+            low = mid;
+        } else {
+            high = mid - 1;
+        }
+    }
+    format!("{}…", words[..low].join(" "))
+}
+
+/// The chat prompt (SmolLM2's template): a system line, one user/assistant exchange per
+/// example (overview → tagline), then the idea. Examples that do not fit the budget are
+/// dropped from the end (the least similar when retrieved). `count` counts tokens.
+pub fn build_prompt(
+    idea: &str,
+    examples: &[Example<'_>],
+    budget: Budget,
+    count: &dyn Fn(&str) -> usize,
+) -> Result<(String, usize)> {
+    let idea = idea.trim();
+    if idea.is_empty() {
+        return Err(Error::EmptyQuery);
+    }
+    let head = turn("system", SYSTEM_PROMPT);
+    let tail = format!(
+        "{}<|im_start|>assistant\n",
+        turn("user", &format!("Overview: {idea}"))
+    );
+    let base = count(&head) + count(&tail);
+    if base > budget.max_prompt_tokens {
+        return Err(Error::QueryTooLong {
+            bytes: idea.len(),
+            limit: budget.max_prompt_tokens,
+        });
+    }
+    let mut used = base;
+    let mut body = String::new();
+    let mut kept = 0;
+    for example in examples {
+        let Some(tagline) = example.movie.tagline.as_deref() else {
+            continue;
+        };
+        let overview = shorten(&example.movie.overview, budget.max_overview_tokens, count);
+        let exchange = format!(
+            "{}{}",
+            turn("user", &format!("Overview: {overview}")),
+            turn("assistant", tagline)
+        );
+        let cost = count(&exchange);
+        if used + cost > budget.max_prompt_tokens {
+            break;
+        }
+        used += cost;
+        body.push_str(&exchange);
+        kept += 1;
+    }
+    Ok((format!("{head}{body}{tail}"), kept))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts words as tokens: enough to test the budget logic.
+    fn words(s: &str) -> usize {
+        s.split_whitespace().count()
+    }
+
+    fn movie(title: &str, overview: &str, tagline: Option<&str>) -> Movie {
+        Movie {
+            id: title.into(),
+            title: title.into(),
+            year: None,
+            tagline: tagline.map(str::to_string),
+            overview: overview.into(),
+            genres: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn examples_become_chat_turns_before_the_idea() {
+        let jaws = movie(
+            "Jaws",
+            "A shark attacks a beach town.",
+            Some("Don't go in the water."),
+        );
+        let ex = [Example {
+            movie: &jaws,
+            similarity: Some(0.5),
+        }];
+        let (prompt, kept) =
+            build_prompt("a giant squid", &ex, Budget::default(), &words).expect("fits");
+        assert_eq!(kept, 1);
+        assert!(prompt.starts_with("<|im_start|>system\n"));
+        assert!(prompt.contains("Overview: A shark attacks a beach town.<|im_end|>\n<|im_start|>assistant\nDon't go in the water.<|im_end|>"));
+        assert!(prompt.ends_with("Overview: a giant squid<|im_end|>\n<|im_start|>assistant\n"));
+    }
+
+    #[test]
+    fn long_overviews_are_shortened_and_extra_examples_dropped() {
+        let long = "word ".repeat(500);
+        let a = movie("A", &long, Some("Tag A"));
+        let b = movie("B", &long, Some("Tag B"));
+        let ex = [
+            Example {
+                movie: &a,
+                similarity: None,
+            },
+            Example {
+                movie: &b,
+                similarity: None,
+            },
+        ];
+        let budget = Budget {
+            max_prompt_tokens: 60,
+            max_overview_tokens: 20,
+        };
+        let (prompt, kept) = build_prompt("idea", &ex, budget, &words).expect("fits");
+        assert_eq!(kept, 1, "{prompt}");
+        assert!(words(&prompt) <= 60);
+        assert!(prompt.contains("…"));
+    }
+
+    #[test]
+    fn empty_and_oversized_ideas_are_errors() {
+        assert!(matches!(
+            build_prompt(" ", &[], Budget::default(), &words),
+            Err(Error::EmptyQuery)
+        ));
+        let huge = "word ".repeat(2000);
+        let err = build_prompt(&huge, &[], Budget::default(), &words).expect_err("too long");
+        assert!(matches!(err, Error::QueryTooLong { .. }));
+    }
+}

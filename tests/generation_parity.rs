@@ -1,0 +1,209 @@
+//! SmolLM2 against llama.cpp (tests/fixtures/smollm2_llamacpp.json, made by
+//! scripts/reference/make_smollm2_fixture.py): identical token ids from the GGUF-built
+//! tokenizer, and greedy choices as close to llama.cpp's as llama.cpp is to itself.
+//!
+//! The yardstick: the reference is llama.cpp with an f32 KV cache; the fixture also holds
+//! the choices of llama.cpp with its default f16 cache, fed the same tokens. A 4-bit 135M
+//! model has near-ties in almost every 16-token window, and that cache setting alone flips
+//! ~4% of greedy choices, at top-2 gaps up to ~0.35. We must do at least as well: ≥ 5 prompts
+//! identical for their first 16 tokens (the issue's criterion), an agreement rate within a
+//! point of llama.cpp's own, and no disagreement where llama.cpp's own variant is sure.
+
+mod common;
+
+use std::ops::ControlFlow;
+
+use marquee::generate::{LlamaGenerator, SamplingParams};
+
+const MIN_MATCHING: usize = 16;
+/// <|endoftext|> and <|im_end|>.
+const END_TOKENS: [u32; 2] = [0, 2];
+
+#[derive(serde::Deserialize)]
+struct Fixture {
+    tokenization: Vec<Tokenized>,
+    greedy: Vec<Greedy>,
+}
+
+#[derive(serde::Deserialize)]
+struct Tokenized {
+    text: String,
+    ids: Vec<u32>,
+}
+
+#[derive(serde::Deserialize)]
+struct Greedy {
+    prompt: String,
+    prompt_ids: Vec<u32>,
+    continuation: Vec<u32>,
+    top2_gaps: Vec<f64>,
+    f16_kv_choices: Vec<u32>,
+}
+
+fn fixture() -> Fixture {
+    serde_json::from_str(include_str!("fixtures/smollm2_llamacpp.json")).expect("fixture parses")
+}
+
+fn generator() -> LlamaGenerator {
+    LlamaGenerator::from_gguf(&common::asset("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+        .expect("SmolLM2 loads")
+}
+
+#[test]
+fn tokenizer_from_gguf_matches_llama_cpp() {
+    let g = generator();
+    for t in fixture().tokenization {
+        assert_eq!(g.encode(&t.text).expect("encodes"), t.ids, "{:?}", t.text);
+    }
+}
+
+/// Reference steps of a case: up to its end of text (what follows is no continuation).
+fn steps(case: &Greedy) -> usize {
+    case.continuation
+        .iter()
+        .take_while(|t| !END_TOKENS.contains(t))
+        .count()
+}
+
+#[test]
+fn greedy_choices_agree_with_llama_cpp_as_llama_cpp_agrees_with_itself() {
+    let mut g = generator();
+    let f = fixture();
+    let (mut total, mut ours_agree, mut theirs_agree, mut clean_prompts) = (0, 0, 0, 0);
+    let (mut our_gaps, mut their_gaps) = (Vec::new(), Vec::new());
+    for case in &f.greedy {
+        assert_eq!(g.encode(&case.prompt).expect("encodes"), case.prompt_ids);
+        let n = steps(case);
+        let reference = &case.continuation[..n];
+        let ours = g.greedy_choices(&case.prompt_ids, reference).expect("runs");
+        let ours_off: Vec<usize> = (0..n).filter(|&i| ours[i] != reference[i]).collect();
+        let theirs_off: Vec<usize> = (0..n)
+            .filter(|&i| case.f16_kv_choices[i] != reference[i])
+            .collect();
+        total += n;
+        ours_agree += n - ours_off.len();
+        theirs_agree += n - theirs_off.len();
+        our_gaps.extend(ours_off.iter().map(|&i| case.top2_gaps[i]));
+        their_gaps.extend(theirs_off.iter().map(|&i| case.top2_gaps[i]));
+        if n >= MIN_MATCHING && ours_off.iter().all(|&i| i >= MIN_MATCHING) {
+            clean_prompts += 1;
+        }
+    }
+    let max = |gaps: &[f64]| gaps.iter().copied().fold(0.0, f64::max);
+    let (ours_rate, theirs_rate) = (
+        ours_agree as f64 / total as f64,
+        theirs_agree as f64 / total as f64,
+    );
+    println!(
+        "over {total} steps of {} prompts: we agree on {ours_agree} ({:.1}%), llama.cpp with an \
+         f16 KV cache on {theirs_agree} ({:.1}%); largest gap at a disagreement: ours {:.3}, \
+         theirs {:.3}; {clean_prompts} prompts identical for their first {MIN_MATCHING} tokens",
+        f.greedy.len(),
+        ours_rate * 100.0,
+        theirs_rate * 100.0,
+        max(&our_gaps),
+        max(&their_gaps)
+    );
+    assert!(
+        clean_prompts >= 5,
+        "only {clean_prompts} prompts match for {MIN_MATCHING} tokens"
+    );
+    assert!(
+        ours_rate >= theirs_rate - 0.01,
+        "agreement {ours_rate} vs llama.cpp's own {theirs_rate}"
+    );
+    assert!(
+        max(&our_gaps) <= max(&their_gaps),
+        "we disagree where llama.cpp is surer than with itself"
+    );
+}
+
+#[test]
+fn free_running_greedy_reproduces_the_clean_prompts() {
+    let mut g = generator();
+    let f = fixture();
+    let mut checked = 0;
+    for case in f.greedy.iter().filter(|c| steps(c) >= MIN_MATCHING) {
+        let reference = &case.continuation[..MIN_MATCHING];
+        let choices = g.greedy_choices(&case.prompt_ids, reference).expect("runs");
+        if choices != reference {
+            continue; // covered, with its near-tie, by the test above
+        }
+        let params = SamplingParams::greedy(MIN_MATCHING);
+        let out = g
+            .generate(&case.prompt_ids, &params, |_| ControlFlow::Continue(()))
+            .expect("generates");
+        assert_eq!(out.tokens, reference, "{:?}", case.prompt);
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked}");
+}
+
+#[test]
+fn bad_generator_input_is_refused() {
+    let mut g = generator();
+    let never = |_: &str| ControlFlow::Continue(());
+    assert!(g.generate(&[], &SamplingParams::default(), never).is_err());
+    let too_long = vec![100u32; g.context_length()];
+    let err = g
+        .generate(&too_long, &SamplingParams::default(), never)
+        .expect_err("too long");
+    assert!(err.to_string().contains("context"), "{err}");
+    // A GGUF of another architecture (the BERT embedder) is named in the error.
+    let bert = {
+        let config = marquee::embed::BertConfig::from_json(&common::asset("minilm/config.json"))
+            .expect("config");
+        let weights =
+            marquee::embed::Weights::from_safetensors(&common::asset("minilm/model.safetensors"))
+                .expect("weights");
+        marquee::embed::quantize_bert(&weights, &config, candle_core::quantized::GgmlDType::Q8_0)
+            .expect("gguf")
+    };
+    let err = LlamaGenerator::from_gguf(&bert).err().expect("refused");
+    assert!(err.to_string().contains("bert"), "{err}");
+}
+
+#[test]
+fn sampling_is_reproducible_and_cancellable() {
+    let mut g = generator();
+    let prompt = g
+        .encode("<|im_start|>user\nName a movie about space.<|im_end|>\n<|im_start|>assistant\n")
+        .expect("encodes");
+    let params = SamplingParams {
+        max_tokens: 12,
+        stop_at_newline: false,
+        ..SamplingParams::default()
+    };
+    let run = |g: &mut LlamaGenerator, p: &SamplingParams| {
+        g.generate(&prompt, p, |_| ControlFlow::Continue(()))
+            .expect("runs")
+    };
+    let a = run(&mut g, &params);
+    let b = run(&mut g, &params);
+    assert_eq!(a.tokens, b.tokens, "same seed, same tokens");
+    let other = run(
+        &mut g,
+        &SamplingParams {
+            seed: 7,
+            temperature: 1.5,
+            ..params.clone()
+        },
+    );
+    assert_ne!(
+        a.tokens, other.tokens,
+        "another seed and temperature change the sample"
+    );
+    let mut pieces = 0;
+    let cancelled = g
+        .generate(&prompt, &params, |_| {
+            pieces += 1;
+            if pieces == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .expect("runs");
+    assert_eq!(cancelled.stop, marquee::generate::StopReason::Cancelled);
+    assert!(cancelled.tokens.len() < a.tokens.len().max(3));
+}

@@ -1,0 +1,165 @@
+//! GPT-2 against `transformers`' GPT2LMHeadModel on a small random config (real GPT-2
+//! weights cannot be fetched here), and the GPT-2 tokenizer against npm gpt-3-encoder's own
+//! JavaScript encoder. Fixtures: scripts/reference/make_gpt2_fixture.py.
+
+mod common;
+
+use candle_core::quantized::GgmlDType;
+use candle_core::{Device, Tensor};
+use marquee::generate::{gpt2_to_gguf, gpt2_tokenizer, Gpt2};
+
+const MODEL: &[u8] = include_bytes!("fixtures/gpt2_tiny/model.safetensors");
+const CONFIG: &[u8] = include_bytes!("fixtures/gpt2_tiny/config.json");
+
+#[derive(serde::Deserialize)]
+struct Logits {
+    cases: Vec<Case>,
+}
+
+#[derive(serde::Deserialize)]
+struct Case {
+    input_ids: Vec<u32>,
+    logits: Vec<Vec<f32>>,
+}
+
+fn reference() -> Logits {
+    serde_json::from_str(include_str!("fixtures/gpt2_tiny/logits.json")).expect("fixture parses")
+}
+
+fn ids(case: &Case) -> Tensor {
+    Tensor::new(case.input_ids.as_slice(), &Device::Cpu)
+        .and_then(|t| t.unsqueeze(0))
+        .expect("ids")
+}
+
+/// Largest absolute difference between our logits and the reference's, the reference's
+/// standard deviation (the scale errors are judged against), and the worst per-position
+/// cosine between our logit vector and the reference's.
+fn compare(model: &mut Gpt2, case: &Case) -> (f32, f32, f32) {
+    model.clear_kv_cache();
+    let ours = model
+        .forward(&ids(case), 0)
+        .expect("forward")
+        .get(0)
+        .expect("batch")
+        .to_vec2::<f32>()
+        .expect("vec");
+    let flat: Vec<f32> = case.logits.iter().flatten().copied().collect();
+    let mean = flat.iter().sum::<f32>() / flat.len() as f32;
+    let std = (flat.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / flat.len() as f32).sqrt();
+    let max_diff = ours
+        .iter()
+        .flatten()
+        .zip(&flat)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    let worst_cos = ours
+        .iter()
+        .zip(&case.logits)
+        .map(|(a, b)| marquee::embed::cosine(a, b))
+        .fold(1.0, f32::min);
+    (max_diff, std, worst_cos)
+}
+
+#[test]
+fn f32_logits_match_transformers_within_1e_4() {
+    let mut model = Gpt2::from_safetensors(MODEL, CONFIG).expect("loads");
+    for case in &reference().cases {
+        let (diff, std, _) = compare(&mut model, case);
+        println!(
+            "{} tokens: max |Δlogit| {diff:.2e} (logit std {std:.3})",
+            case.input_ids.len()
+        );
+        assert!(diff <= 1e-4, "{diff}");
+    }
+}
+
+#[test]
+fn kv_cache_gives_the_same_logits_token_by_token() {
+    let mut model = Gpt2::from_safetensors(MODEL, CONFIG).expect("loads");
+    for case in &reference().cases {
+        model.clear_kv_cache();
+        for (position, (&token, expected)) in case.input_ids.iter().zip(&case.logits).enumerate() {
+            let input = Tensor::new(&[token], &Device::Cpu)
+                .and_then(|t| t.unsqueeze(0))
+                .expect("id");
+            let ours = model
+                .next_token_logits(&input, position)
+                .expect("step")
+                .to_vec1::<f32>()
+                .expect("vec");
+            let diff = ours
+                .iter()
+                .zip(expected)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(diff <= 1e-4, "position {position}: {diff}");
+        }
+    }
+}
+
+#[test]
+fn quantized_gguf_logits_stay_close() {
+    // Stated tolerances (about twice what was measured on this fixture): the largest logit
+    // error as a fraction of the logits' standard deviation, and the worst per-position
+    // cosine to the f32 reference. A 32-wide random model is a pessimistic case for 4 bits.
+    let tolerances = [(GgmlDType::Q8_0, 0.1, 0.9995), (GgmlDType::Q4_0, 1.0, 0.98)];
+    for (dtype, max_std, min_cos) in tolerances {
+        let gguf = gpt2_to_gguf(MODEL, CONFIG, dtype).expect("quantizes");
+        let mut model = Gpt2::from_gguf(&gguf).expect("loads");
+        for case in &reference().cases {
+            let (diff, std, cos) = compare(&mut model, case);
+            println!(
+                "{dtype:?}, {} tokens: max |Δlogit| {diff:.2e} = {:.3} std, worst cosine {cos:.5}",
+                case.input_ids.len(),
+                diff / std
+            );
+            assert!(
+                diff <= max_std * std && cos >= min_cos,
+                "{dtype:?}: {diff}, {std}, {cos}"
+            );
+        }
+    }
+}
+
+#[test]
+fn wrong_inputs_are_refused() {
+    let mut model = Gpt2::from_safetensors(MODEL, CONFIG).expect("loads");
+    let long = Tensor::new(&[1u32; 40], &Device::Cpu)
+        .and_then(|t| t.unsqueeze(0))
+        .expect("ids");
+    let err = model.forward(&long, 0).expect_err("past the context");
+    assert!(err.to_string().contains("context"), "{err}");
+    let llama = common::asset("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let err = Gpt2::from_gguf(&llama).err().expect("not gpt2");
+    assert!(err.to_string().contains("llama"), "{err}");
+}
+
+#[derive(serde::Deserialize)]
+struct TokenizerFixture {
+    sentences: Vec<Sentence>,
+}
+
+#[derive(serde::Deserialize)]
+struct Sentence {
+    text: String,
+    ids: Vec<u32>,
+}
+
+#[test]
+fn tokenizer_matches_gpt_3_encoder() {
+    let tokenizer = gpt2_tokenizer(
+        &common::asset("gpt2/encoder.json"),
+        &common::asset("gpt2/vocab.bpe"),
+    )
+    .expect("builds");
+    let fixture: TokenizerFixture =
+        serde_json::from_str(include_str!("fixtures/gpt2_tokenizer.json")).expect("fixture parses");
+    for s in &fixture.sentences {
+        let encoding = tokenizer.encode(s.text.as_str(), false).expect("encodes");
+        assert_eq!(encoding.get_ids(), s.ids.as_slice(), "{:?}", s.text);
+        assert_eq!(tokenizer.decode(&s.ids, false).expect("decodes"), s.text);
+    }
+    let end = tokenizer.encode("<|endoftext|>", false).expect("encodes");
+    assert_eq!(end.get_ids(), [50256]);
+}
