@@ -13,7 +13,7 @@ mod common;
 
 use std::ops::ControlFlow;
 
-use marquee::generate::{LlamaGenerator, SamplingParams};
+use marquee::generate::{Generator, SamplingParams};
 
 const MIN_MATCHING: usize = 16;
 /// <|endoftext|> and <|im_end|>.
@@ -44,8 +44,8 @@ fn fixture() -> Fixture {
     serde_json::from_str(include_str!("fixtures/smollm2_llamacpp.json")).expect("fixture parses")
 }
 
-fn generator() -> LlamaGenerator {
-    LlamaGenerator::from_gguf(&common::asset("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+fn generator() -> Generator {
+    Generator::from_llama_gguf(&common::asset("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
         .expect("SmolLM2 loads")
 }
 
@@ -159,7 +159,7 @@ fn bad_generator_input_is_refused() {
         marquee::embed::quantize_bert(&weights, &config, candle_core::quantized::GgmlDType::Q8_0)
             .expect("gguf")
     };
-    let err = LlamaGenerator::from_gguf(&bert).err().expect("refused");
+    let err = Generator::from_llama_gguf(&bert).err().expect("refused");
     assert!(err.to_string().contains("bert"), "{err}");
 }
 
@@ -174,7 +174,7 @@ fn sampling_is_reproducible_and_cancellable() {
         stop_at_newline: false,
         ..SamplingParams::default()
     };
-    let run = |g: &mut LlamaGenerator, p: &SamplingParams| {
+    let run = |g: &mut Generator, p: &SamplingParams| {
         g.generate(&prompt, p, |_| ControlFlow::Continue(()))
             .expect("runs")
     };

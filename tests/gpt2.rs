@@ -163,3 +163,40 @@ fn tokenizer_matches_gpt_3_encoder() {
     let end = tokenizer.encode("<|endoftext|>", false).expect("encodes");
     assert_eq!(end.get_ids(), [50256]);
 }
+
+#[test]
+fn gpt2_streams_through_the_shared_generation_loop() {
+    use std::ops::ControlFlow;
+
+    use marquee::generate::{Generator, SamplingParams, StopReason};
+
+    let tokenizer = gpt2_tokenizer(
+        &common::asset("gpt2/encoder.json"),
+        &common::asset("gpt2/vocab.bpe"),
+    )
+    .expect("tokenizer");
+    let model = Gpt2::from_safetensors(MODEL, CONFIG).expect("loads");
+    let mut generator = Generator::gpt2(model, tokenizer);
+    let case = &reference().cases[1];
+    let last = case.logits.last().expect("logits");
+    let expected_first = (0..last.len())
+        .max_by(|&a, &b| last[a].total_cmp(&last[b]))
+        .expect("argmax");
+    let mut pieces = Vec::new();
+    let out = generator
+        .generate(&case.input_ids, &SamplingParams::greedy(8), |piece| {
+            pieces.push(piece.to_string());
+            ControlFlow::Continue(())
+        })
+        .expect("generates");
+    assert_eq!(out.tokens[0] as usize, expected_first);
+    assert_eq!((out.tokens.len(), out.stop), (8, StopReason::MaxTokens));
+    assert_eq!(pieces.concat(), out.text);
+    // The tiny model's context is 32 tokens: a longer request is refused up front.
+    let err = generator
+        .generate(&[1; 30], &SamplingParams::greedy(8), |_| {
+            ControlFlow::Continue(())
+        })
+        .expect_err("past the context");
+    assert!(err.to_string().contains("context"), "{err}");
+}

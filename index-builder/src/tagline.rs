@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use marquee::generate::{LlamaGenerator, SamplingParams};
+use marquee::generate::{Generator, SamplingParams};
 use marquee::index::SearchMode;
 use marquee::retriever::Retriever;
 use marquee::tagline::{build_prompt, select_examples, Budget, Examples};
@@ -76,7 +76,7 @@ pub fn run(args: TaglineArgs) -> anyhow::Result<()> {
             model_path.display()
         )
     })?;
-    let mut generator = LlamaGenerator::from_gguf(&bytes)
+    let mut generator = Generator::from_llama_gguf(&bytes)
         .with_context(|| format!("cannot load the generator {}", model_path.display()))?;
 
     let how = match args.examples {

@@ -1,5 +1,5 @@
-//! Text generation with a quantized small language model (SmolLM2-135M-Instruct, GGUF),
-//! token by token: the caller gets each piece of text as it is decoded and may stop the
+//! Text generation with a quantized small language model (SmolLM2-135M-Instruct, GGUF, or
+//! GPT-2), token by token: the caller gets each piece of text as it is decoded and may stop the
 //! generation at any point (the browser's Stop button, a CLI's Ctrl-C).
 //!
 //! The engine keeps no clocks (`std::time::Instant` does not exist on wasm32); callers
@@ -101,16 +101,57 @@ pub struct Generation {
     pub stop: StopReason,
 }
 
-/// A llama-architecture GGUF model (SmolLM2) with the tokenizer from its own metadata.
-pub struct LlamaGenerator {
-    model: ModelWeights,
+/// What the generation loop needs of a model: next-token logits with a KV cache.
+pub trait CausalLm {
+    /// Logits, shape (vocab,), for the token after `ids` (shape (1, n)), with `position`
+    /// tokens already in the cache.
+    fn next_logits(&mut self, ids: &Tensor, position: usize) -> Result<Tensor>;
+    fn clear_cache(&mut self);
+}
+
+impl CausalLm for ModelWeights {
+    fn next_logits(&mut self, ids: &Tensor, position: usize) -> Result<Tensor> {
+        Ok(self.forward(ids, position)?.squeeze(0)?)
+    }
+
+    fn clear_cache(&mut self) {
+        self.clear_kv_cache();
+    }
+}
+
+impl CausalLm for Gpt2 {
+    fn next_logits(&mut self, ids: &Tensor, position: usize) -> Result<Tensor> {
+        self.next_token_logits(ids, position)
+    }
+
+    fn clear_cache(&mut self) {
+        self.clear_kv_cache();
+    }
+}
+
+/// A language model with its tokenizer: SmolLM2 (llama GGUF) or GPT-2.
+pub struct Generator {
+    model: Box<dyn CausalLm>,
     tokenizer: Tokenizer,
     end_tokens: Vec<u32>,
     context_length: usize,
 }
 
-impl LlamaGenerator {
-    pub fn from_gguf(bytes: &[u8]) -> Result<Self> {
+impl Generator {
+    /// GPT-2 with its tokenizer; generation ends at `<|endoftext|>`.
+    pub fn gpt2(model: Gpt2, tokenizer: Tokenizer) -> Self {
+        let context_length = model.config().n_positions;
+        let end_tokens = tokenizer.token_to_id("<|endoftext|>").into_iter().collect();
+        Self {
+            model: Box::new(model),
+            tokenizer,
+            end_tokens,
+            context_length,
+        }
+    }
+
+    /// A llama-architecture GGUF (SmolLM2), with the tokenizer from its own metadata.
+    pub fn from_llama_gguf(bytes: &[u8]) -> Result<Self> {
         let mut reader = Cursor::new(bytes);
         let content = gguf_file::Content::read(&mut reader)
             .map_err(|e| Error::ModelFile(format!("not a readable GGUF file: {e}")))?;
@@ -143,7 +184,7 @@ impl LlamaGenerator {
         }
         let model = ModelWeights::from_gguf(content, &mut reader, &Device::Cpu)?;
         Ok(Self {
-            model,
+            model: Box::new(model),
             tokenizer,
             end_tokens,
             context_length,
@@ -176,12 +217,12 @@ impl LlamaGenerator {
                 "prompt empty or longer than the context".into(),
             ));
         }
-        self.model.clear_kv_cache();
+        self.model.clear_cache();
         let mut choices = Vec::with_capacity(forced.len());
         let mut input = Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?;
         let mut position = 0;
         for &token in forced {
-            let logits = self.model.forward(&input, position)?.squeeze(0)?;
+            let logits = self.model.next_logits(&input, position)?;
             position += input.dim(1)?;
             choices.push(logits.argmax(0)?.to_scalar::<u32>()?);
             input = Tensor::new(&[token], &Device::Cpu)?.unsqueeze(0)?;
@@ -208,7 +249,7 @@ impl LlamaGenerator {
                 self.context_length
             )));
         }
-        self.model.clear_kv_cache();
+        self.model.clear_cache();
         let mut sampler = params.logits_processor();
         let mut history: Vec<u32> = prompt.to_vec();
         let mut generated: Vec<u32> = Vec::new();
@@ -217,7 +258,7 @@ impl LlamaGenerator {
         let mut position = 0;
         let mut stop = StopReason::MaxTokens;
         while generated.len() < params.max_tokens {
-            let logits = self.model.forward(&input, position)?.squeeze(0)?;
+            let logits = self.model.next_logits(&input, position)?;
             position += input.dim(1)?;
             let logits = if params.repeat_penalty != 1.0 {
                 let start = history.len().saturating_sub(params.repeat_last_n);
