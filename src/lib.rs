@@ -3,6 +3,7 @@
 //!
 //! - [`embed`]: all-MiniLM-L6-v2 sentence embeddings (f32 reference and quantized GGUF).
 //! - [`generate`]: streaming text generation with a quantized llama-family GGUF (SmolLM2).
+//! - [`eval`]: tagline metrics (ROUGE-L, sacrebleu-compatible BLEU, distinct-2).
 //! - [`catalogue`]: reading a movie CSV with a column mapping, skipping malformed rows.
 //! - [`index`]: int8 vectors with exact and HNSW (+ exact re-rank) search.
 //! - [`bundle`]: the versioned, hash-checked files the builder writes and the page loads.
@@ -15,6 +16,7 @@ pub mod bundle;
 pub mod catalogue;
 pub mod embed;
 mod error;
+pub mod eval;
 pub mod generate;
 pub mod index;
 pub mod retriever;

@@ -2,6 +2,8 @@
 //! answer is a tagline. Examples are retrieved (the product), random (a baseline) or absent
 //! (another baseline), so the evaluation compares the three with the same code.
 
+use std::collections::HashSet;
+
 use crate::catalogue::Movie;
 use crate::error::{Error, Result};
 use crate::index::SearchMode;
@@ -51,20 +53,23 @@ pub struct Example<'a> {
     pub similarity: Option<f32>,
 }
 
-/// Picks example movies (only those with a tagline can serve as examples).
+/// Picks example movies (only those with a tagline can serve as examples), never one whose
+/// catalogue position is in `exclude` (the evaluation's held-out movies).
 pub fn select_examples<'a>(
     retriever: &'a Retriever,
     idea: &str,
     how: Examples,
+    exclude: &HashSet<usize>,
 ) -> Result<Vec<Example<'a>>> {
     match how {
         Examples::None => Ok(Vec::new()),
         Examples::Retrieved { k, mode } => {
-            // Ask for more than k: some neighbours have no tagline.
-            let matches = retriever.query(idea, (k * 3).max(k + 5), mode)?;
+            // Ask for more than k: some neighbours have no tagline or are excluded.
+            let matches =
+                retriever.query(idea, (k * 3).max(k + 5) + exclude.len().min(50), mode)?;
             Ok(matches
                 .into_iter()
-                .filter(|m| m.movie.tagline.is_some())
+                .filter(|m| m.movie.tagline.is_some() && !exclude.contains(&m.index))
                 .take(k)
                 .map(|m| Example {
                     movie: m.movie,
@@ -76,7 +81,9 @@ pub fn select_examples<'a>(
             let with_tagline: Vec<&Movie> = retriever
                 .movies()
                 .iter()
-                .filter(|m| m.tagline.is_some())
+                .enumerate()
+                .filter(|(i, m)| m.tagline.is_some() && !exclude.contains(i))
+                .map(|(_, m)| m)
                 .collect();
             let mut state = seed | 1;
             let mut picked = Vec::with_capacity(k);

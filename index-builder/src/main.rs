@@ -2,6 +2,7 @@
 //! A thin shell over the `marquee` engine; the browser runs the same engine code.
 
 mod build;
+mod eval;
 mod paths;
 mod quantize;
 mod query;
@@ -35,6 +36,8 @@ enum Command {
     Tagline(Box<tagline::TaglineArgs>),
     /// Write a quantized GGUF: from a GPT-2 safetensors directory, or re-store a GGUF.
     Quantize(quantize::QuantizeArgs),
+    /// Score generated taglines of held-out movies: no, random and retrieved examples.
+    Eval(eval::EvalArgs),
 }
 
 /// Where the bundle goes by default: $MARQUEE_CACHE/bundle (~/.cache/marquee/bundle).
@@ -48,5 +51,6 @@ fn main() -> anyhow::Result<()> {
         Command::Query(args) => query::run(args),
         Command::Tagline(args) => tagline::run(*args),
         Command::Quantize(args) => quantize::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }

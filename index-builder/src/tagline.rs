@@ -90,7 +90,7 @@ pub fn run(args: TaglineArgs) -> anyhow::Result<()> {
         },
         ExampleSource::None => Examples::None,
     };
-    let examples = select_examples(&retriever, &args.idea, how)?;
+    let examples = select_examples(&retriever, &args.idea, how, &Default::default())?;
     let count = |s: &str| generator.encode(s).map_or(usize::MAX, |ids| ids.len());
     let (prompt, kept) = build_prompt(&args.idea, &examples, Budget::default(), &count)?;
     for e in examples.iter().take(kept) {

@@ -164,3 +164,31 @@ fn quantize_writes_a_gguf_the_engine_loads() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("q3_x"));
 }
+
+#[test]
+fn eval_scores_three_conditions_on_held_out_movies() {
+    let out = std::env::temp_dir().join(format!("marquee-eval-{}.md", std::process::id()));
+    let run = builder()
+        .args(["eval", "--holdout", "2", "--restore", "q8_0", "--bundle"])
+        .arg(cache_dir().join("bundle"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let table = std::fs::read_to_string(&out).expect("table written");
+    for row in [
+        "| no examples |",
+        "| random examples |",
+        "| retrieved examples |",
+        "| real taglines |",
+    ] {
+        assert!(table.contains(row), "{row} missing from\n{table}");
+    }
+    assert!(table.starts_with("2 held-out TMDB movies"), "{table}");
+    std::fs::remove_file(&out).ok();
+}
