@@ -5,11 +5,14 @@ use std::time::Instant;
 
 use candle_core::quantized::GgmlDType;
 
-use crate::bundle::{part, BundleFiles, CatalogueInfo, EmbedderInfo, IndexInfo, Manifest};
+use crate::bundle::{
+    part, BundleFiles, CatalogueInfo, EmbedderInfo, GeneratorInfo, IndexInfo, Manifest,
+};
 use crate::bundle::{FORMAT, FORMAT_VERSION};
 use crate::catalogue::{Catalogue, ColumnMapping};
 use crate::embed::{quantize_bert, BertConfig, Embedder, Weights, MAX_TOKENS};
 use crate::error::{Error, Result};
+use crate::generate::{requantize_gguf, Generator};
 use crate::index::{HnswParams, VectorIndex};
 
 pub const EMBEDDING_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
@@ -30,6 +33,20 @@ pub struct BuildOptions {
     pub source: String,
     pub columns: ColumnMapping,
     pub attribution: String,
+    /// The tagline generator to ship in the bundle, if any.
+    pub generator: Option<GeneratorSource>,
+}
+
+/// A llama-architecture GGUF (SmolLM2) to ship, and how to store it.
+#[derive(Debug, Clone)]
+pub struct GeneratorSource {
+    pub gguf: Vec<u8>,
+    pub model: String,
+    /// Where the file came from, recorded in the manifest.
+    pub source: String,
+    /// Re-store its Q4_1 matrices in this type (candle has SIMD kernels for q4_0 and q8_0,
+    /// natively and in wasm, but none for Q4_1); `None` ships the file as it is.
+    pub requantize_q4_1_to: Option<GgmlDType>,
 }
 
 impl Default for BuildOptions {
@@ -42,6 +59,7 @@ impl Default for BuildOptions {
             columns: ColumnMapping::default(),
             attribution: "This product uses the TMDB API but is not endorsed or certified by TMDB."
                 .into(),
+            generator: None,
         }
     }
 }
@@ -69,6 +87,7 @@ pub struct Timings {
     pub embed: f64,
     pub quantize_embedder: f64,
     pub build_index: f64,
+    pub prepare_generator: f64,
 }
 
 pub fn build_bundle(
@@ -105,6 +124,16 @@ pub fn build_bundle(
     let index = VectorIndex::build(&embeddings, options.hnsw)?;
     timings.build_index = clock.elapsed().as_secs_f64();
 
+    let clock = Instant::now();
+    let generator = match &options.generator {
+        Some(source) => {
+            progress.stage("preparing the generator", None);
+            Some(prepare_generator(source)?)
+        }
+        None => None,
+    };
+    timings.prepare_generator = clock.elapsed().as_secs_f64();
+
     let dtype = format!("{:?}", options.embedder_dtype).to_lowercase();
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -129,6 +158,7 @@ pub fn build_bundle(
             report: catalogue.report.clone(),
             attribution: options.attribution.clone(),
         },
+        generator: generator.as_ref().map(|(info, _)| info.clone()),
         parts: Vec::new(),
     };
     let movies = serde_json::to_vec(&catalogue.movies)
@@ -146,5 +176,33 @@ pub fn build_bundle(
         "tokenizer.json",
         model.tokenizer_json.clone(),
     );
+    if let Some((info, gguf)) = generator {
+        let file = format!("generator-{}.gguf", info.dtype);
+        bundle.add(part::GENERATOR, &file, gguf);
+    }
     Ok((bundle, timings))
+}
+
+/// Re-stores the generator if asked, then loads it once so a bundle never ships a model
+/// the engine cannot run.
+fn prepare_generator(source: &GeneratorSource) -> Result<(GeneratorInfo, Vec<u8>)> {
+    let (gguf, dtype, how) = match source.requantize_q4_1_to {
+        Some(to) => {
+            let name = format!("{to:?}").to_lowercase();
+            let gguf = requantize_gguf(&source.gguf, GgmlDType::Q4_1, to)?;
+            (
+                gguf,
+                name.clone(),
+                format!("Q4_1 matrices re-stored as {name}"),
+            )
+        }
+        None => (source.gguf.clone(), "as shipped".into(), "unchanged".into()),
+    };
+    Generator::from_llama_gguf(&gguf)?;
+    let info = GeneratorInfo {
+        model: source.model.clone(),
+        dtype,
+        source: format!("{} ({how})", source.source),
+    };
+    Ok((info, gguf))
 }

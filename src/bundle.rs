@@ -17,7 +17,7 @@ use crate::index::HnswParams;
 
 pub const FORMAT: &str = "marquee-bundle";
 /// Bump on any change a reader of the previous version would misread.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// Names of the parts a bundle has.
@@ -30,6 +30,9 @@ pub mod part {
     pub const EMBEDDER: &str = "embedder";
     /// MiniLM's tokenizer.json.
     pub const TOKENIZER: &str = "tokenizer";
+    /// The tagline generator, GGUF (optional: a search-only bundle has none).
+    pub const GENERATOR: &str = "generator";
+    /// The parts every bundle has.
     pub const ALL: [&str; 4] = [MOVIES, INDEX, EMBEDDER, TOKENIZER];
 }
 
@@ -41,7 +44,19 @@ pub struct Manifest {
     pub embedder: EmbedderInfo,
     pub index: IndexInfo,
     pub catalogue: CatalogueInfo,
+    /// Present when the bundle carries a generator part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator: Option<GeneratorInfo>,
     pub parts: Vec<PartInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratorInfo {
+    pub model: String,
+    /// Storage type of its matrices as shipped (q4_0, ...).
+    pub dtype: String,
+    /// Where it came from and how it was converted, for the attribution.
+    pub source: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +119,9 @@ impl Manifest {
             serde_json::from_value(value).map_err(|e| Error::Manifest(e.to_string()))?;
         for name in part::ALL {
             manifest.part(name)?;
+        }
+        if manifest.generator.is_some() {
+            manifest.part(part::GENERATOR)?;
         }
         Ok(manifest)
     }
@@ -251,6 +269,7 @@ mod tests {
                 report: LoadReport::default(),
                 attribution: String::new(),
             },
+            generator: None,
             parts: Vec::new(),
         }
     }

@@ -50,6 +50,8 @@ impl Default for Budget {
 #[derive(Debug, Clone)]
 pub struct Example<'a> {
     pub movie: &'a Movie,
+    /// Its position in the catalogue.
+    pub index: Option<usize>,
     pub similarity: Option<f32>,
 }
 
@@ -64,26 +66,15 @@ pub fn select_examples<'a>(
     match how {
         Examples::None => Ok(Vec::new()),
         Examples::Retrieved { k, mode } => {
-            // Ask for more than k: some neighbours have no tagline or are excluded.
-            let matches =
-                retriever.query(idea, (k * 3).max(k + 5) + exclude.len().min(50), mode)?;
-            Ok(matches
-                .into_iter()
-                .filter(|m| m.movie.tagline.is_some() && !exclude.contains(&m.index))
-                .take(k)
-                .map(|m| Example {
-                    movie: m.movie,
-                    similarity: Some(m.score),
-                })
-                .collect())
+            let embedding = retriever.embedder().embed_query(idea)?;
+            retrieved_examples(retriever, &embedding, k, mode, exclude)
         }
         Examples::Random { k, seed } => {
-            let with_tagline: Vec<&Movie> = retriever
+            let with_tagline: Vec<(usize, &Movie)> = retriever
                 .movies()
                 .iter()
                 .enumerate()
                 .filter(|(i, m)| m.tagline.is_some() && !exclude.contains(i))
-                .map(|(_, m)| m)
                 .collect();
             let mut state = seed | 1;
             let mut picked = Vec::with_capacity(k);
@@ -91,13 +82,11 @@ pub fn select_examples<'a>(
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
-                let movie = with_tagline[(state % with_tagline.len() as u64) as usize];
-                if !picked
-                    .iter()
-                    .any(|e: &Example| std::ptr::eq(e.movie, movie))
-                {
+                let (index, movie) = with_tagline[(state % with_tagline.len() as u64) as usize];
+                if !picked.iter().any(|e: &Example| e.index == Some(index)) {
                     picked.push(Example {
                         movie,
+                        index: Some(index),
                         similarity: None,
                     });
                 }
@@ -105,6 +94,30 @@ pub fn select_examples<'a>(
             Ok(picked)
         }
     }
+}
+
+/// The `k` movies most similar to an embedded idea that have a tagline and are not in
+/// `exclude`. The page calls this directly so it can time embedding and search apart.
+pub fn retrieved_examples<'a>(
+    retriever: &'a Retriever,
+    embedding: &[f32],
+    k: usize,
+    mode: SearchMode,
+    exclude: &HashSet<usize>,
+) -> Result<Vec<Example<'a>>> {
+    // Ask for more than k: some neighbours have no tagline or are excluded.
+    let pool = (k * 3).max(k + 5) + exclude.len().min(50);
+    let matches = retriever.search_embedding(embedding, pool, mode)?;
+    Ok(matches
+        .into_iter()
+        .filter(|m| m.movie.tagline.is_some() && !exclude.contains(&m.index))
+        .take(k)
+        .map(|m| Example {
+            movie: m.movie,
+            index: Some(m.index),
+            similarity: Some(m.score),
+        })
+        .collect())
 }
 
 fn turn(role: &str, content: &str) -> String {
@@ -207,6 +220,7 @@ mod tests {
         );
         let ex = [Example {
             movie: &jaws,
+            index: None,
             similarity: Some(0.5),
         }];
         let (prompt, kept) =
@@ -225,10 +239,12 @@ mod tests {
         let ex = [
             Example {
                 movie: &a,
+                index: None,
                 similarity: None,
             },
             Example {
                 movie: &b,
+                index: None,
                 similarity: None,
             },
         ];

@@ -200,3 +200,51 @@ fn gpt2_streams_through_the_shared_generation_loop() {
         .expect_err("past the context");
     assert!(err.to_string().contains("context"), "{err}");
 }
+
+/// Seeded sampling is reproducible: the same seed gives the same tokens, natively and (in
+/// web/tests) in the browser. The committed tokens are what this native build samples;
+/// `MARQUEE_WRITE_FIXTURES=1` rewrites them.
+#[test]
+fn seeded_sampling_is_reproducible() {
+    use std::ops::ControlFlow;
+
+    use marquee::generate::{Generator, SamplingParams};
+
+    let tokenizer = gpt2_tokenizer(
+        &common::asset("gpt2/encoder.json"),
+        &common::asset("gpt2/vocab.bpe"),
+    )
+    .expect("tokenizer");
+    let mut generator = Generator::gpt2(
+        Gpt2::from_safetensors(MODEL, CONFIG).expect("loads"),
+        tokenizer,
+    );
+    let prompt = &reference().cases[0].input_ids;
+    let params = |seed| SamplingParams {
+        temperature: 1.0,
+        seed,
+        max_tokens: 16,
+        stop_at_newline: false,
+        ..SamplingParams::default()
+    };
+    let mut sample = |seed| {
+        generator
+            .generate(prompt, &params(seed), |_| ControlFlow::Continue(()))
+            .expect("generates")
+            .tokens
+    };
+    let (a, b, other) = (sample(7), sample(7), sample(8));
+    assert_eq!(a, b, "same seed, same tokens");
+    assert_ne!(a, other, "another seed, other tokens");
+
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/gpt2_tiny/sampled.json");
+    if std::env::var_os("MARQUEE_WRITE_FIXTURES").is_some() {
+        let text = serde_json::json!({ "seed": 7, "prompt": prompt, "tokens": a }).to_string();
+        std::fs::write(&path, text).expect("writes the fixture");
+    }
+    let committed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("fixture exists")).expect("parses");
+    let expected: Vec<u32> = serde_json::from_value(committed["tokens"].clone()).expect("tokens");
+    assert_eq!(a, expected);
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use marquee::builder::{build_bundle, BuildOptions, ModelFiles, Progress};
+use marquee::builder::{build_bundle, BuildOptions, GeneratorSource, ModelFiles, Progress};
 use marquee::catalogue::{Catalogue, ColumnMapping};
 use marquee::embed::parse_gguf_dtype;
 use marquee::index::HnswParams;
@@ -64,6 +64,17 @@ pub struct BuildArgs {
     /// HNSW ef at search time: candidates kept and re-ranked.
     #[arg(long, default_value_t = HnswParams::default().ef_search)]
     ef_search: usize,
+    /// The tagline generator (a llama-architecture GGUF) shipped in the bundle
+    /// [default: $MARQUEE_CACHE/assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf]
+    #[arg(long, conflicts_with = "no_generator")]
+    generator: Option<PathBuf>,
+    /// Build a search-only bundle, without a generator.
+    #[arg(long)]
+    no_generator: bool,
+    /// Re-store the generator's Q4_1 matrices as q4_0, q8_0... ("keep" ships them as they
+    /// are; candle has no SIMD kernel for Q4_1).
+    #[arg(long, default_value = "q4_0")]
+    generator_dtype: String,
     /// Seed for the HNSW layer assignment.
     #[arg(long, default_value_t = HnswParams::default().seed)]
     seed: u64,
@@ -80,6 +91,36 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
             path.display()
         )
     })
+}
+
+pub const SMOLLM2_FILE: &str = "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+fn generator_source(args: &BuildArgs) -> anyhow::Result<Option<GeneratorSource>> {
+    if args.no_generator {
+        return Ok(None);
+    }
+    let path = args
+        .generator
+        .clone()
+        .unwrap_or_else(|| paths::assets_dir().join(SMOLLM2_FILE));
+    let requantize_q4_1_to = match args.generator_dtype.as_str() {
+        "keep" => None,
+        other => Some(parse_gguf_dtype(other)?),
+    };
+    let is_smollm2 = path.ends_with(SMOLLM2_FILE);
+    Ok(Some(GeneratorSource {
+        gguf: read(&path)?,
+        model: if is_smollm2 {
+            "HuggingFaceTB/SmolLM2-135M-Instruct".into()
+        } else {
+            path.file_stem()
+                .map_or_else(String::new, |n| n.to_string_lossy().into())
+        },
+        source: path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into()),
+        requantize_q4_1_to,
+    }))
 }
 
 pub fn run(args: BuildArgs) -> anyhow::Result<()> {
@@ -125,6 +166,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into()),
         columns,
+        generator: generator_source(&args)?,
         ..BuildOptions::default()
     };
 
@@ -166,11 +208,12 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let per_second = catalogue.len() as f64 / timings.embed.max(1e-9);
     println!(
         "seconds: load model {:.1}, embed {:.1} ({per_second:.0} texts/s), quantize embedder {:.1}, \
-         HNSW {:.1}; total {:.1}",
+         HNSW {:.1}, generator {:.1}; total {:.1}",
         timings.load_model,
         timings.embed,
         timings.quantize_embedder,
         timings.build_index,
+        timings.prepare_generator,
         started.elapsed().as_secs_f64()
     );
     Ok(())

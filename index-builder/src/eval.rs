@@ -41,6 +41,9 @@ pub struct EvalArgs {
     /// Seed of the random-examples condition.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Which conditions to run: none, random, retrieved (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values = ["none", "random", "retrieved"])]
+    conditions: Vec<String>,
     /// Write the results table (markdown) here too.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -99,9 +102,16 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         max_tokens: 24,
         ..SamplingParams::default()
     };
-    let mut conditions = [
-        ("no examples", Examples::None),
+    for name in &args.conditions {
+        anyhow::ensure!(
+            ["none", "random", "retrieved"].contains(&name.as_str()),
+            "unknown condition {name:?}: use none, random or retrieved"
+        );
+    }
+    let mut conditions: Vec<Condition> = [
+        ("none", "no examples", Examples::None),
         (
+            "random",
             "random examples",
             Examples::Random {
                 k: args.k,
@@ -109,6 +119,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             },
         ),
         (
+            "retrieved",
             "retrieved examples",
             Examples::Retrieved {
                 k: args.k,
@@ -116,13 +127,16 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             },
         ),
     ]
-    .map(|(name, how)| Condition {
+    .into_iter()
+    .filter(|(key, _, _)| args.conditions.iter().any(|c| c == key))
+    .map(|(_, name, how)| Condition {
         name,
         how,
         generated: Vec::new(),
         copies: 0,
         prompt_tokens: 0,
-    });
+    })
+    .collect();
 
     let bar = ProgressBar::new((held.len() * conditions.len()) as u64).with_style(
         ProgressStyle::with_template("{msg:<20} [{bar:40}] {pos}/{len} (eta {eta})")

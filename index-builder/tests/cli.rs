@@ -72,6 +72,8 @@ fn build_then_query_a_custom_catalogue() {
     assert!(stdout.contains("malformed CSV record"), "{stdout}");
     assert!(stdout.contains("empty overview"), "{stdout}");
     assert!(stdout.contains("vectors: 4 x 384 dims"), "{stdout}");
+    // The default generator ships with every bundle, re-stored as q4_0 for SIMD kernels.
+    assert!(stdout.contains("generator-q4_0.gguf"), "{stdout}");
 
     let out = builder()
         .args([

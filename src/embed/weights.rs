@@ -164,6 +164,21 @@ impl Weights {
         Ok((Self { tensors, device }, content.metadata))
     }
 
+    /// The same weights with every tensor stored as f32. Matmuls then run in f32 with no
+    /// quantization of activations, so results depend only on the weights' values: the
+    /// wasm build is checked against native numbers this way (see web/tests).
+    pub fn dequantized(&self) -> Result<Self> {
+        let mut tensors = HashMap::with_capacity(self.tensors.len());
+        for (name, tensor) in &self.tensors {
+            let f32 = QTensor::quantize(&tensor.dequantize(&self.device)?, GgmlDType::F32)?;
+            tensors.insert(name.clone(), Arc::new(f32));
+        }
+        Ok(Self {
+            tensors,
+            device: self.device.clone(),
+        })
+    }
+
     /// Whether a tensor of that name is present.
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)

@@ -238,6 +238,24 @@ impl Generator {
         params: &SamplingParams,
         mut on_text: impl FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Generation> {
+        let mut decoding = self.start(prompt, params)?;
+        loop {
+            match decoding.step(self)? {
+                Step::Text(piece) => {
+                    if on_text(&piece).is_break() {
+                        decoding.cancel();
+                    }
+                }
+                Step::Pending => {}
+                Step::Finished => return Ok(decoding.into_generation()),
+            }
+        }
+    }
+
+    /// Begins a generation that the caller advances one token at a time with
+    /// [`Decoding::step`]: the browser worker returns to its event loop between tokens so a
+    /// Stop message can arrive.
+    pub fn start(&mut self, prompt: &[u32], params: &SamplingParams) -> Result<Decoding> {
         if prompt.is_empty() {
             return Err(Error::InvalidArgument("the prompt is empty".into()));
         }
@@ -250,64 +268,138 @@ impl Generator {
             )));
         }
         self.model.clear_cache();
-        let mut sampler = params.logits_processor();
-        let mut history: Vec<u32> = prompt.to_vec();
-        let mut generated: Vec<u32> = Vec::new();
-        let mut text = String::new();
-        let mut input = Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?;
-        let mut position = 0;
-        let mut stop = StopReason::MaxTokens;
-        while generated.len() < params.max_tokens {
-            let logits = self.model.next_logits(&input, position)?;
-            position += input.dim(1)?;
-            let logits = if params.repeat_penalty != 1.0 {
-                let start = history.len().saturating_sub(params.repeat_last_n);
-                candle_transformers::utils::apply_repeat_penalty(
-                    &logits,
-                    params.repeat_penalty,
-                    &history[start..],
-                )?
-            } else {
-                logits
-            };
-            let next = sampler.sample(&logits)?;
-            if self.end_tokens.contains(&next) {
-                stop = StopReason::EndOfText;
-                break;
-            }
-            history.push(next);
-            generated.push(next);
-            let decoded = self
-                .tokenizer
-                .decode(&generated, true)
-                .map_err(Error::tokenizer)?;
-            // Emit only whole characters: a token may end inside a multi-byte character.
-            if decoded.len() > text.len() && !decoded.ends_with('\u{fffd}') {
-                let piece = &decoded[text.len()..];
-                let line_end = params.stop_at_newline.then(|| piece.find('\n')).flatten();
-                let piece = line_end.map_or(piece, |i| &piece[..i]);
-                let flow = if piece.is_empty() {
-                    ControlFlow::Continue(())
-                } else {
-                    on_text(piece)
-                };
-                text.push_str(piece);
-                if line_end.is_some() && !text.trim().is_empty() {
-                    stop = StopReason::EndOfLine;
-                    break;
-                }
-                if flow.is_break() {
-                    stop = StopReason::Cancelled;
-                    break;
-                }
-            }
-            input = Tensor::new(&[next], &Device::Cpu)?.unsqueeze(0)?;
-        }
-        Ok(Generation {
-            text,
-            tokens: generated,
+        Ok(Decoding {
+            params: params.clone(),
+            sampler: params.logits_processor(),
+            history: prompt.to_vec(),
             prompt_tokens: prompt.len(),
-            stop,
+            generated: Vec::new(),
+            text: String::new(),
+            next_input: prompt.to_vec(),
+            position: 0,
+            stop: None,
         })
+    }
+}
+
+/// What one [`Decoding::step`] produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// New text (whole characters; never empty).
+    Text(String),
+    /// A token was decoded but its text is not complete yet (inside a multi-byte
+    /// character) or is a newline that does not end the tagline.
+    Pending,
+    /// The generation has ended; [`Decoding::stop`] says why.
+    Finished,
+}
+
+/// One generation in progress: its sampler, the tokens so far and the text shown so far.
+/// The model's KV cache lives in the [`Generator`], so a `Decoding` must be stepped with the
+/// generator that started it and no other generation in between.
+pub struct Decoding {
+    params: SamplingParams,
+    sampler: LogitsProcessor,
+    history: Vec<u32>,
+    prompt_tokens: usize,
+    generated: Vec<u32>,
+    text: String,
+    /// Tokens to feed next: the whole prompt first (prefill), then each sampled token.
+    next_input: Vec<u32>,
+    position: usize,
+    stop: Option<StopReason>,
+}
+
+impl Decoding {
+    /// Runs the model once (the first call is the prompt's prefill) and samples one token.
+    pub fn step(&mut self, generator: &mut Generator) -> Result<Step> {
+        if self.stop.is_some() {
+            return Ok(Step::Finished);
+        }
+        if self.generated.len() >= self.params.max_tokens {
+            self.stop = Some(StopReason::MaxTokens);
+            return Ok(Step::Finished);
+        }
+        let input = Tensor::new(self.next_input.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+        let logits = generator.model.next_logits(&input, self.position)?;
+        self.position += self.next_input.len();
+        let logits = if self.params.repeat_penalty != 1.0 {
+            let start = self.history.len().saturating_sub(self.params.repeat_last_n);
+            candle_transformers::utils::apply_repeat_penalty(
+                &logits,
+                self.params.repeat_penalty,
+                &self.history[start..],
+            )?
+        } else {
+            logits
+        };
+        let next = self.sampler.sample(&logits)?;
+        if generator.end_tokens.contains(&next) {
+            self.stop = Some(StopReason::EndOfText);
+            return Ok(Step::Finished);
+        }
+        self.history.push(next);
+        self.generated.push(next);
+        self.next_input = vec![next];
+        let decoded = generator
+            .tokenizer
+            .decode(&self.generated, true)
+            .map_err(Error::tokenizer)?;
+        // Emit only whole characters: a token may end inside a multi-byte character.
+        if decoded.len() <= self.text.len() || decoded.ends_with('\u{fffd}') {
+            return Ok(Step::Pending);
+        }
+        let piece = &decoded[self.text.len()..];
+        let line_end = self
+            .params
+            .stop_at_newline
+            .then(|| piece.find('\n'))
+            .flatten();
+        let piece = line_end.map_or(piece, |i| &piece[..i]).to_string();
+        self.text.push_str(&piece);
+        // A newline before any text is skipped; one after the tagline ends it.
+        if line_end.is_some() && !self.text.trim().is_empty() {
+            self.stop = Some(StopReason::EndOfLine);
+        }
+        if piece.is_empty() {
+            return Ok(if self.stop.is_some() {
+                Step::Finished
+            } else {
+                Step::Pending
+            });
+        }
+        Ok(Step::Text(piece))
+    }
+
+    /// Ends the generation; the next step reports [`Step::Finished`].
+    pub fn cancel(&mut self) {
+        self.stop.get_or_insert(StopReason::Cancelled);
+    }
+
+    /// Why it ended, once it has.
+    pub fn stop(&self) -> Option<StopReason> {
+        self.stop
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Tokens sampled so far (the end-of-text token excluded).
+    pub fn generated_tokens(&self) -> usize {
+        self.generated.len()
+    }
+
+    pub fn prompt_tokens(&self) -> usize {
+        self.prompt_tokens
+    }
+
+    pub fn into_generation(self) -> Generation {
+        Generation {
+            text: self.text,
+            tokens: self.generated,
+            prompt_tokens: self.prompt_tokens,
+            stop: self.stop.unwrap_or(StopReason::MaxTokens),
+        }
     }
 }

@@ -1,0 +1,31 @@
+# Sourced by scripts/setup: installs the pinned web tools when missing, and puts them on
+# PATH. Versions must match: wasm-bindgen CLI = the wasm-bindgen crate (web/Cargo.toml);
+# wasm-opt from npm binaryen 132 (Debian's binaryen 108 breaks wasm-bindgen output).
+TRUNK_VERSION=0.21.14
+WASM_BINDGEN_VERSION=0.2.130
+
+export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+install_web_tools() {
+  if [[ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]]; then
+    echo "installing trunk $TRUNK_VERSION (about 13 minutes on 2 cores)"
+    cargo install trunk --version "$TRUNK_VERSION" --locked
+  fi
+  if [[ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]]; then
+    echo "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 6 minutes)"
+    # --locked fails on a webpki-roots conflict in this version's lock file.
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  fi
+  # wasm-opt, the headless-Chromium driver and the wllama benchmark anchor (package-lock.json).
+  if ! npm ls --depth=0 >/dev/null 2>&1; then
+    npm ci --no-audit --no-fund
+  fi
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq chromium chromium-driver
+  fi
+  echo "trunk $(trunk --version | cut -d' ' -f2), wasm-bindgen $(wasm-bindgen --version | cut -d' ' -f2)," \
+    "$(wasm-opt --version), $(chromium --version)"
+}

@@ -1,0 +1,154 @@
+// End-to-end: the real page (dist/, built by `trunk build --release`) with the real models,
+// in Debian's headless Chromium, driven by playwright-core. One browser profile goes
+// through a visitor's life: first visit (progress, retrieval, a tagline), Stop, a reload
+// with the server gone (service worker + Cache API), a damaged cache entry that must be
+// fetched again. Run: `node --test tests/e2e/` (scripts/test does, after building dist/).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+import { StaticServer } from './static-server.mjs';
+
+const DIST = resolve(process.env.MARQUEE_DIST ?? 'dist');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const SHOTS = process.env.MARQUEE_SCREENSHOTS ?? join(tmpdir(), 'marquee-e2e');
+const LOAD_TIMEOUT = 180_000;
+const GENERATE_TIMEOUT = 180_000;
+
+let server;
+let context;
+let page;
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  server = new StaticServer(DIST);
+  await server.start();
+  // A persistent profile: the Cache API and the service worker must survive reloads.
+  context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'marquee-profile-')), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 390, height: 844 }, // a phone
+  });
+  page = context.pages()[0] ?? await context.newPage();
+  page.on('pageerror', (error) => console.error('page error:', error.message));
+});
+
+after(async () => {
+  await context?.close();
+  await server?.stop();
+});
+
+async function waitForState(state, timeout) {
+  await page.waitForFunction(
+    (wanted) => document.body.dataset.state === wanted || document.body.dataset.state === 'error',
+    state, { timeout },
+  );
+  const actual = await page.evaluate(() => document.body.dataset.state);
+  if (actual === 'error') {
+    assert.fail(`the page reports an error: ${await page.textContent('#error')}`);
+  }
+}
+
+async function generate(idea, { maxTokens = 24, temperature = 0.7 } = {}) {
+  // The settings live in a collapsed <details>, as a visitor finds them.
+  await page.$eval('#max-tokens', (input) => { input.closest('details').open = true; });
+  await page.fill('#idea', idea);
+  await page.fill('#max-tokens', String(maxTokens));
+  await page.fill('#temperature', String(temperature));
+  await page.click('#generate');
+}
+
+async function finishedTagline() {
+  await page.waitForSelector('#tagline[data-stop]', { timeout: GENERATE_TIMEOUT });
+  return {
+    text: (await page.textContent('#tagline')).trim(),
+    stop: await page.getAttribute('#tagline', 'data-stop'),
+  };
+}
+
+test('first visit: progress, retrieved movies, a streamed tagline', async () => {
+  await page.goto(server.url);
+  // The overall bar must move while the bundle downloads, not jump from 0 to done.
+  const seen = await page.waitForFunction(() => {
+    const bar = document.querySelector('#overall-progress');
+    const value = Number(bar?.value ?? 0);
+    return value > 0 && value < 100 && document.querySelector('#assets li') ? value : null;
+  }, null, { timeout: LOAD_TIMEOUT, polling: 20 });
+  assert.ok(await seen.jsonValue() > 0);
+  await page.screenshot({ path: join(SHOTS, '1-loading.png'), fullPage: true });
+  await waitForState('ready', LOAD_TIMEOUT);
+  assert.match(await page.textContent('#ready-line'), /4,799 movies/);
+
+  await generate('Toys that come to life when nobody is watching go on an adventure.');
+  await page.waitForSelector('#movies li.movie', { timeout: GENERATE_TIMEOUT });
+  const titles = await page.$$eval('#movies li.movie', (items) => items.map((li) => li.textContent));
+  assert.ok(titles.some((t) => t.includes('Toy Story')), titles.join(' | '));
+  const { text, stop } = await finishedTagline();
+  assert.ok(text.length > 0, 'a non-empty tagline');
+  assert.notEqual(stop, 'cancelled');
+  assert.match(await page.textContent('#gen-stats'), /tok\/s/);
+  await page.screenshot({ path: join(SHOTS, '2-generated.png'), fullPage: true });
+});
+
+test('Stop ends a generation early', async () => {
+  await generate('A detective in a rain-soaked city hunts a killer who leaves riddles.', {
+    maxTokens: 64, temperature: 1.2,
+  });
+  // Stop as soon as the first piece of text arrives.
+  await page.waitForFunction(() => document.querySelector('#tagline')?.textContent.trim().length > 0,
+    null, { timeout: GENERATE_TIMEOUT, polling: 10 });
+  await page.click('#stop');
+  const { stop } = await finishedTagline();
+  assert.equal(stop, 'cancelled');
+  await waitForState('ready', 10_000);
+  assert.equal(await page.isDisabled('#generate'), false);
+});
+
+test('a reload with the server gone still loads and generates', async () => {
+  // The service worker must control the page before the network goes away.
+  await page.waitForFunction(() => navigator.serviceWorker?.controller !== null, null,
+    { timeout: 30_000 });
+  await server.stop();
+  await page.reload();
+  await waitForState('ready', LOAD_TIMEOUT);
+  await generate('An astronaut stranded on Mars grows potatoes to survive.');
+  const { text } = await finishedTagline();
+  assert.ok(text.length > 0);
+  await page.screenshot({ path: join(SHOTS, '3-offline.png'), fullPage: true });
+  await server.start();
+});
+
+test('a damaged cache entry is dropped and fetched again', async () => {
+  const damaged = await page.evaluate(async () => {
+    const cache = await caches.open('marquee-parts-v1');
+    const key = (await cache.keys()).map((r) => r.url).find((u) => u.includes('movies.json'));
+    const bytes = new Uint8Array(await (await cache.match(key)).arrayBuffer());
+    await cache.put(key, new Response(bytes.slice(0, bytes.length >> 1)));
+    return { key, full: bytes.length };
+  });
+  server.requests.clear();
+  await page.reload();
+  await waitForState('ready', LOAD_TIMEOUT);
+  assert.ok(server.requests.get('/bundle/movies.json') >= 1, 'movies.json fetched again');
+  assert.equal(server.requests.get('/bundle/index.bin') ?? 0, 0, 'intact parts come from the cache');
+  const repaired = await page.evaluate(async (key) => {
+    const cache = await caches.open('marquee-parts-v1');
+    return (await (await cache.match(key)).arrayBuffer()).byteLength;
+  }, damaged.key);
+  assert.equal(repaired, damaged.full);
+});
+
+test('text from the data and the model is shown as text, not HTML', async () => {
+  const injected = await page.evaluate(() => document.querySelectorAll(
+    '#movies script, #movies img, #tagline *, #movies iframe').length);
+  assert.equal(injected, 0);
+  await generate('<img src=x onerror="document.body.dataset.pwned=1"> a haunted house');
+  await finishedTagline();
+  assert.equal(await page.evaluate(() => document.body.dataset.pwned), undefined);
+});

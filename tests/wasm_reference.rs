@@ -1,0 +1,75 @@
+//! The native numbers the wasm build is held to (web/tests/engine_in_browser.rs): embeddings
+//! of the fixture sentences by the shipped MiniLM, computed two ways:
+//! - `f32`: its q8_0 weights dequantized, every matmul in f32. The wasm build must match
+//!   these within 1e-4: same tokenizer, graph, pooling and arithmetic.
+//! - `q8_0`: as shipped. Activations are quantized to int8 before each matmul, so an ulp of
+//!   difference upstream (wasm's libm `exp` is not glibc's) can flip a rounding and move a
+//!   component by ~1e-3; the wasm test holds these to cosine ≥ 0.9995 instead (measured: ≥ 0.99989).
+//!
+//! `MARQUEE_WRITE_FIXTURES=1` rewrites the file (after a deliberate change to the embedder).
+
+mod common;
+
+use marquee::bundle::{self, part};
+use marquee::embed::{cosine, Embedder, Weights};
+
+const FIXTURE: &str = "tests/fixtures/minilm_q8_0_native.json";
+
+#[test]
+fn native_numbers_for_the_wasm_build_are_current() {
+    // On CPUs with AVX-512 VNNI, candle repacks some q8_0 matmuls and quantizes their
+    // activations per 256 values instead of per 32. Every other x86 CPU, and wasm, take the
+    // per-32 path; pin it so the numbers are the same on every machine. It must be set
+    // before the first quantized matmul, hence this test's own binary.
+    std::env::set_var("MISTRALRS_FORCE_AVX2", "1");
+    let dir = common::bundle_dir();
+    let manifest = bundle::read_manifest(&dir).expect("manifest");
+    let read = |name: &str| bundle::read_part(&dir, &manifest, name).expect(name);
+    let (gguf, tokenizer) = (read(part::EMBEDDER), read(part::TOKENIZER));
+    let shipped = Embedder::from_gguf(&gguf, &tokenizer).expect("loads");
+    let (weights, config) = Weights::from_gguf(&gguf).expect("weights");
+    let f32 =
+        Embedder::new(&weights.dequantized().expect("f32"), &config, &tokenizer).expect("loads");
+
+    let ours: Vec<serde_json::Value> = common::fixture()
+        .sentences
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "text": s.text,
+                "f32": f32.embed_query(&s.text).expect("embeds"),
+                "q8_0": shipped.embed_query(&s.text).expect("embeds"),
+            })
+        })
+        .collect();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
+    if std::env::var_os("MARQUEE_WRITE_FIXTURES").is_some() {
+        let text = serde_json::to_string(&serde_json::json!({
+            "made_by": "tests/wasm_reference.rs, MARQUEE_WRITE_FIXTURES=1 (native, the bundle's MiniLM)",
+            "sentences": ours,
+        }))
+        .expect("encodes");
+        std::fs::write(&path, text).expect("writes the fixture");
+    }
+    let committed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("fixture exists")).expect("parses");
+    let committed = committed["sentences"].as_array().expect("sentences");
+    assert_eq!(committed.len(), ours.len());
+    let vector = |v: &serde_json::Value| -> Vec<f32> {
+        serde_json::from_value(v.clone()).expect("a vector")
+    };
+    for (a, b) in ours.iter().zip(committed) {
+        assert_eq!(a["text"], b["text"]);
+        for key in ["f32", "q8_0"] {
+            let (a, b) = (vector(&a[key]), vector(&b[key]));
+            let worst = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max);
+            assert!(worst < 1e-5, "{key} differs by {worst}");
+        }
+        // Dequantized weights in f32 and the shipped int8 path compute nearly the same thing.
+        assert!(cosine(&vector(&a["f32"]), &vector(&a["q8_0"])) > 0.995);
+    }
+}

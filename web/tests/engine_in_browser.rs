@@ -1,0 +1,186 @@
+//! The engine compiled to wasm32, run in headless Chromium inside a dedicated worker (as on
+//! the page): embeddings equal the native build's, search and bundle reading behave the
+//! same, and seeded sampling reproduces the native tokens.
+//!
+//! Run by scripts/test: `cargo test --target wasm32-unknown-unknown -p marquee-web --release
+//! --test engine_in_browser` with CHROMEDRIVER set. The real bundle is compiled into the
+//! test (it cannot read files), from $MARQUEE_CACHE/bundle as scripts/setup builds it.
+#![cfg(target_arch = "wasm32")]
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+
+use marquee::bundle::{part, Manifest};
+use marquee::embed::{cosine, Embedder, Weights};
+use marquee::generate::{gpt2_tokenizer, Generator, Gpt2, SamplingParams};
+use marquee::index::SearchMode;
+use marquee::retriever::Retriever;
+use marquee::Error;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+const MANIFEST: &[u8] = include_bytes!(concat!(env!("MARQUEE_CACHE"), "/bundle/manifest.json"));
+const MOVIES: &[u8] = include_bytes!(concat!(env!("MARQUEE_CACHE"), "/bundle/movies.json"));
+const INDEX: &[u8] = include_bytes!(concat!(env!("MARQUEE_CACHE"), "/bundle/index.bin"));
+const EMBEDDER: &[u8] = include_bytes!(concat!(
+    env!("MARQUEE_CACHE"),
+    "/bundle/minilm-l6-q8_0.gguf"
+));
+const TOKENIZER: &[u8] = include_bytes!(concat!(env!("MARQUEE_CACHE"), "/bundle/tokenizer.json"));
+const NATIVE_EMBEDDINGS: &str = include_str!("../../tests/fixtures/minilm_q8_0_native.json");
+
+const GPT2_MODEL: &[u8] = include_bytes!("../../tests/fixtures/gpt2_tiny/model.safetensors");
+const GPT2_CONFIG: &[u8] = include_bytes!("../../tests/fixtures/gpt2_tiny/config.json");
+const GPT2_SAMPLED: &str = include_str!("../../tests/fixtures/gpt2_tiny/sampled.json");
+const GPT2_ENCODER: &[u8] =
+    include_bytes!(concat!(env!("MARQUEE_CACHE"), "/assets/gpt2/encoder.json"));
+const GPT2_MERGES: &[u8] = include_bytes!(concat!(env!("MARQUEE_CACHE"), "/assets/gpt2/vocab.bpe"));
+
+fn retriever() -> Retriever {
+    let manifest = Manifest::from_json(MANIFEST).expect("manifest");
+    Retriever::from_parts(manifest, |info| {
+        Ok(match info.name.as_str() {
+            part::MOVIES => MOVIES,
+            part::INDEX => INDEX,
+            part::EMBEDDER => EMBEDDER,
+            part::TOKENIZER => TOKENIZER,
+            other => panic!("unexpected part {other}"),
+        }
+        .to_vec())
+    })
+    .expect("the bundle loads in wasm")
+}
+
+/// The fixture's vectors under `key` ("f32" or "q8_0"), with their sentences.
+fn native(key: &str) -> Vec<(String, Vec<f32>)> {
+    let fixture: serde_json::Value = serde_json::from_str(NATIVE_EMBEDDINGS).expect("parses");
+    let sentences = fixture["sentences"].as_array().expect("sentences");
+    assert!(sentences.len() >= 20);
+    sentences
+        .iter()
+        .map(|s| {
+            let text = s["text"].as_str().expect("text").to_string();
+            (
+                text,
+                serde_json::from_value(s[key].clone()).expect("vector"),
+            )
+        })
+        .collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// The shipped weights with f32 activations: the same function as natively, within 1e-4.
+#[wasm_bindgen_test]
+fn embeddings_equal_the_native_build_within_1e_4() {
+    let (weights, config) = Weights::from_gguf(EMBEDDER).expect("weights");
+    let embedder =
+        Embedder::new(&weights.dequantized().expect("f32"), &config, TOKENIZER).expect("loads");
+    for (text, native) in native("f32") {
+        let ours = embedder.embed_query(&text).expect("embeds");
+        let worst = max_abs_diff(&ours, &native);
+        assert!(worst <= 1e-4, "{text}: differs by {worst}");
+    }
+}
+
+/// The shipped int8 path, as the page runs it: activation rounding may differ by an ulp
+/// (see tests/wasm_reference.rs), so the bar is cosine, not per component.
+#[wasm_bindgen_test]
+fn shipped_q8_0_embeddings_match_native_ones() {
+    let embedder = Embedder::from_gguf(EMBEDDER, TOKENIZER).expect("loads");
+    for (text, native) in native("q8_0") {
+        let ours = embedder.embed_query(&text).expect("embeds");
+        let similarity = cosine(&ours, &native);
+        assert!(similarity >= 0.9995, "{text}: cosine {similarity}");
+        assert!(max_abs_diff(&ours, &native) <= 1e-2, "{text}");
+    }
+}
+
+#[wasm_bindgen_test]
+fn search_finds_toy_story_and_hnsw_agrees_with_exact() {
+    let retriever = retriever();
+    let hits = retriever
+        .query(
+            "toys that come to life when nobody is watching",
+            10,
+            SearchMode::Hnsw,
+        )
+        .expect("searches");
+    assert!(
+        hits.iter().any(|h| h.movie.title.starts_with("Toy Story")),
+        "{:?}",
+        hits.iter().map(|h| &h.movie.title).collect::<Vec<_>>()
+    );
+    let mut agree = 0;
+    let probes = 50;
+    for i in (0..retriever.movies().len())
+        .step_by(retriever.movies().len() / probes)
+        .take(probes)
+    {
+        let query = retriever.index().vector(i).expect("in range");
+        let exact: HashSet<usize> = retriever
+            .search_embedding(&query, 10, SearchMode::Exact)
+            .expect("exact")
+            .iter()
+            .map(|h| h.index)
+            .collect();
+        agree += retriever
+            .search_embedding(&query, 10, SearchMode::Hnsw)
+            .expect("hnsw")
+            .iter()
+            .filter(|h| exact.contains(&h.index))
+            .count();
+    }
+    let recall = agree as f64 / (probes * 10) as f64;
+    assert!(recall >= 0.99, "recall@10 {recall}");
+}
+
+#[wasm_bindgen_test]
+fn bundle_reader_rejects_a_corrupted_part() {
+    let manifest = Manifest::from_json(MANIFEST).expect("manifest");
+    manifest.verify_part(part::INDEX, INDEX).expect("intact");
+    let mut flipped = INDEX.to_vec();
+    flipped[INDEX.len() / 2] ^= 1;
+    assert!(matches!(
+        manifest.verify_part(part::INDEX, &flipped),
+        Err(Error::PartHash { .. })
+    ));
+    assert!(matches!(
+        manifest.verify_part(part::INDEX, &INDEX[..INDEX.len() - 1]),
+        Err(Error::PartSize { .. })
+    ));
+    let newer = String::from_utf8_lossy(MANIFEST).replacen("\"version\": 3", "\"version\": 4", 1);
+    assert!(matches!(
+        Manifest::from_json(newer.as_bytes()),
+        Err(Error::BundleVersion { found: 4, .. })
+    ));
+}
+
+#[wasm_bindgen_test]
+fn seeded_sampling_reproduces_the_native_tokens() {
+    let tokenizer = gpt2_tokenizer(GPT2_ENCODER, GPT2_MERGES).expect("tokenizer");
+    let model = Gpt2::from_safetensors(GPT2_MODEL, GPT2_CONFIG).expect("loads");
+    let mut generator = Generator::gpt2(model, tokenizer);
+    let fixture: serde_json::Value = serde_json::from_str(GPT2_SAMPLED).expect("parses");
+    let prompt: Vec<u32> = serde_json::from_value(fixture["prompt"].clone()).expect("prompt");
+    let expected: Vec<u32> = serde_json::from_value(fixture["tokens"].clone()).expect("tokens");
+    let params = SamplingParams {
+        temperature: 1.0,
+        seed: fixture["seed"].as_u64().expect("seed"),
+        max_tokens: 16,
+        stop_at_newline: false,
+        ..SamplingParams::default()
+    };
+    for _ in 0..2 {
+        let out = generator
+            .generate(&prompt, &params, |_| ControlFlow::Continue(()))
+            .expect("generates");
+        assert_eq!(out.tokens, expected);
+    }
+}

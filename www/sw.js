@@ -1,0 +1,63 @@
+// Marquee's service worker: makes a reload work with no network after the first visit.
+//
+// The app shell (page, scripts, wasm, the bundle manifest) is precached on install and
+// served network-first, so an online visit always gets the current build and an offline
+// one gets the last copy. The bundle's large parts are not handled here: the page's worker
+// keeps them in the Cache API under their sha256 and verifies them before use.
+
+const SHELL_CACHE = 'marquee-shell-v1';
+const SHELL = [
+  './',
+  './index.html',
+  './app.js',
+  './worker.js',
+  './style.css',
+  './marquee-web.js',
+  './marquee-web_bg.wasm',
+  './manifest.webmanifest',
+  './bundle/manifest.json',
+];
+
+self.addEventListener('install', (event) => {
+  event.waitUntil((async () => {
+    const cache = await caches.open(SHELL_CACHE);
+    await cache.addAll(SHELL.map((path) => new Request(path, { cache: 'reload' })));
+    await self.skipWaiting();
+  })());
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil((async () => {
+    for (const name of await caches.keys()) {
+      if (name.startsWith('marquee-shell-') && name !== SHELL_CACHE) await caches.delete(name);
+    }
+    await self.clients.claim();
+  })());
+});
+
+// Bundle parts other than the manifest go straight to the network (the worker caches them).
+function isBundlePart(url) {
+  return url.pathname.includes('/bundle/') && !url.pathname.endsWith('/manifest.json');
+}
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  const url = new URL(request.url);
+  if (request.method !== 'GET' || url.origin !== self.location.origin || isBundlePart(url)) {
+    return;
+  }
+  event.respondWith(networkFirst(request));
+});
+
+async function networkFirst(request) {
+  const cache = await caches.open(SHELL_CACHE);
+  try {
+    const response = await fetch(request);
+    if (response.ok) await cache.put(request, response.clone());
+    return response;
+  } catch (error) {
+    const cached = await cache.match(request, { ignoreSearch: true });
+    if (cached) return cached;
+    throw error;
+  }
+}
