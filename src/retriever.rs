@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::bundle::{self, part, Manifest, PartInfo};
 use crate::catalogue::Movie;
-use crate::embed::Embedder;
+use crate::embed::{Embedder, Precision};
 use crate::error::{Error, Result};
 use crate::index::{SearchMode, VectorIndex};
 
@@ -42,8 +42,11 @@ impl Retriever {
                 message: e.to_string(),
             })?;
         let index = VectorIndex::from_bytes(&verified(part::INDEX)?)?;
-        let embedder =
-            Embedder::from_gguf(&verified(part::EMBEDDER)?, &verified(part::TOKENIZER)?)?;
+        let embedder = Embedder::from_gguf_with(
+            &verified(part::EMBEDDER)?,
+            &verified(part::TOKENIZER)?,
+            Precision::fastest(),
+        )?;
         if index.len() != movies.len() || index.len() != manifest.index.count {
             return Err(Error::Manifest(format!(
                 "index has {} vectors, movies part {} movies, manifest says {}",

@@ -21,7 +21,9 @@ const SHELL = [
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
     const cache = await caches.open(SHELL_CACHE);
-    await cache.addAll(SHELL.map((path) => new Request(path, { cache: 'reload' })));
+    // 'no-cache' revalidates with the server: the page has just downloaded these files, so
+    // the answers are 304s, not a second copy of the wasm ('reload' would refetch it all).
+    await cache.addAll(SHELL.map((path) => new Request(path, { cache: 'no-cache' })));
     await self.skipWaiting();
   })());
 });

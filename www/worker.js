@@ -53,11 +53,16 @@ async function load() {
     }
     const next = new Session(new Uint8Array(await manifestResponse.arrayBuffer()));
     const parts = next.parts();
-    const stats = { downloaded: 0, cached: 0, warnings: [] };
+    const stats = { downloaded: 0, cached: 0, warnings: [], uncached: [] };
     const progress = new Progress(parts);
     const cache = await openCache(stats.warnings);
     // Download in parallel; each part is verified as it arrives.
     await Promise.all(parts.map((part) => loadPart(next, part, cache, progress, stats)));
+    if (stats.uncached.length > 0) {
+      stats.warnings.push(`Browser storage is full or unavailable, so ${stats.uncached.join(', ')} ` +
+        `${stats.uncached.length === 1 ? 'was' : 'were'} not cached: the page works, ` +
+        'but the next visit downloads them again. Freeing space for this site fixes it.');
+    }
     progress.stage('init');
     const loaded = next.finish();
     session = next;
@@ -112,11 +117,10 @@ async function loadPart(target, part, cache, progress, stats) {
         headers: { 'content-type': 'application/octet-stream' },
       }));
     } catch (error) {
-      const full = error?.name === 'QuotaExceededError';
-      stats.warnings.push(full
-        ? `Browser storage is full, so ${part.file} was not cached; the page works, ` +
-          'but the next visit downloads it again.'
-        : `Could not cache ${part.file} (${describe(error)}).`);
+      stats.uncached.push(part.file);
+      if (error?.name !== 'QuotaExceededError') {
+        console.warn(`worker: could not cache ${part.file}:`, error);
+      }
     }
   }
 }

@@ -23,20 +23,25 @@ let server;
 let context;
 let page;
 
-before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  server = new StaticServer(DIST);
-  await server.start();
-  // A persistent profile: the Cache API and the service worker must survive reloads.
-  context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'marquee-profile-')), {
+// A fresh browser profile: the Cache API and the service worker survive reloads within it.
+async function launch() {
+  const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'marquee-profile-')), {
     executablePath: CHROMIUM,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     viewport: { width: 390, height: 844 }, // a phone
   });
-  page = context.pages()[0] ?? await context.newPage();
-  page.on('pageerror', (error) => console.error('page error:', error.message));
+  const first = browser.pages()[0] ?? await browser.newPage();
+  first.on('pageerror', (error) => console.error('page error:', error.message));
+  return [browser, first];
+}
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  server = new StaticServer(DIST);
+  await server.start();
+  [context, page] = await launch();
 });
 
 after(async () => {
@@ -151,4 +156,25 @@ test('text from the data and the model is shown as text, not HTML', async () => 
   await generate('<img src=x onerror="document.body.dataset.pwned=1"> a haunted house');
   await finishedTagline();
   assert.equal(await page.evaluate(() => document.body.dataset.pwned), undefined);
+});
+
+test('with storage too small to cache the models, the page says so and still works', async () => {
+  const [browser, small] = await launch();
+  try {
+    // Chromium's own quota, shrunk for this origin: the worker's cache.put fails.
+    const cdp = await browser.newCDPSession(small);
+    await cdp.send('Storage.overrideQuotaForOrigin', {
+      origin: server.url.replace(/\/$/, ''), quotaSize: 5_000_000,
+    });
+    page = small;
+    await page.goto(server.url);
+    await waitForState('ready', LOAD_TIMEOUT);
+    assert.match(await page.textContent('#notices'), /storage is full|not cached|Could not cache/i);
+    await generate('Two rival magicians in Victorian London.');
+    const { text } = await finishedTagline();
+    assert.ok(text.length > 0);
+    await page.screenshot({ path: join(SHOTS, '4-no-storage.png'), fullPage: true });
+  } finally {
+    await browser.close();
+  }
 });

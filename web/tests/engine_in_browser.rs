@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use marquee::bundle::{part, Manifest};
-use marquee::embed::{cosine, Embedder, Weights};
+use marquee::embed::{cosine, Embedder, Precision};
 use marquee::generate::{gpt2_tokenizer, Generator, Gpt2, SamplingParams};
 use marquee::index::SearchMode;
 use marquee::retriever::Retriever;
@@ -76,12 +76,12 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// The shipped weights with f32 activations: the same function as natively, within 1e-4.
+/// The embedder as the page runs it (q8_0 weights dequantized to f32 at load, see
+/// `Precision::fastest`): the same function as natively, within 1e-4.
 #[wasm_bindgen_test]
 fn embeddings_equal_the_native_build_within_1e_4() {
-    let (weights, config) = Weights::from_gguf(EMBEDDER).expect("weights");
-    let embedder =
-        Embedder::new(&weights.dequantized().expect("f32"), &config, TOKENIZER).expect("loads");
+    assert_eq!(Precision::fastest(), Precision::F32);
+    let embedder = Embedder::from_gguf_with(EMBEDDER, TOKENIZER, Precision::F32).expect("loads");
     for (text, native) in native("f32") {
         let ours = embedder.embed_query(&text).expect("embeds");
         let worst = max_abs_diff(&ours, &native);
@@ -89,8 +89,8 @@ fn embeddings_equal_the_native_build_within_1e_4() {
     }
 }
 
-/// The shipped int8 path, as the page runs it: activation rounding may differ by an ulp
-/// (see tests/wasm_reference.rs), so the bar is cosine, not per component.
+/// The int8 path (weights as stored, activations quantized): rounding may differ by an
+/// ulp from native (see tests/wasm_reference.rs), so the bar is cosine, not per component.
 #[wasm_bindgen_test]
 fn shipped_q8_0_embeddings_match_native_ones() {
     let embedder = Embedder::from_gguf(EMBEDDER, TOKENIZER).expect("loads");
