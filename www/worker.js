@@ -44,7 +44,7 @@ async function load() {
   try {
     session?.free();
     session = null;
-    post({ type: 'progress', stage: 'init', asset: 'wasm', file: 'marquee-web_bg.wasm',
+    post({ type: 'progress', stage: 'init', asset: null, file: null,
       loaded: 0, total: null, cached: false, overall_loaded: 0, overall_total: 0 });
     await init({ module_or_path: new URL('./marquee-web_bg.wasm', import.meta.url) });
     const manifestResponse = await fetch(new URL('manifest.json', BUNDLE), { cache: 'no-cache' });
