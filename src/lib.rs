@@ -19,6 +19,7 @@ mod error;
 pub mod eval;
 pub mod generate;
 pub mod index;
+pub mod kernels;
 pub mod retriever;
 pub mod tagline;
 

@@ -184,3 +184,43 @@ fn seeded_sampling_reproduces_the_native_tokens() {
         assert_eq!(out.tokens, expected);
     }
 }
+
+/// A fixed pseudo-random matrix with values in [-1, 1).
+fn pseudo_random(rows: usize, cols: usize, seed: u64) -> candle_core::Tensor {
+    let mut state = seed.wrapping_add(1442695040888963407);
+    let values: Vec<f32> = (0..rows * cols)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    candle_core::Tensor::from_vec(values, (rows, cols), &candle_core::Device::Cpu)
+        .expect("shape matches")
+}
+
+/// Our simd128 4-bit kernels (`marquee::kernels`) against candle's on the same weights: the
+/// same products up to how the two round the activations' block scales.
+#[wasm_bindgen_test]
+fn four_bit_kernels_agree_with_candles() {
+    use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+    use candle_core::Module;
+    for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1] {
+        let weights = std::sync::Arc::new(
+            QTensor::quantize(&pseudo_random(67, 96, 1), dtype).expect("quantizes"),
+        );
+        let ours = marquee::kernels::qmatmul(weights.clone()).expect("our layout");
+        let theirs = QMatMul::from_arc(weights).expect("candle's");
+        for m in [1, 5] {
+            let x = pseudo_random(m, 96, 2 + m as u64);
+            let a = ours.forward(&x).expect("ours").flatten_all().expect("flat");
+            let b = theirs.forward(&x).expect("candle's").flatten_all().expect("flat");
+            let diff = max_abs_diff(
+                &a.to_vec1::<f32>().expect("values"),
+                &b.to_vec1::<f32>().expect("values"),
+            );
+            assert!(diff < 5e-3, "{dtype:?}, {m} rows: {diff}");
+        }
+    }
+}

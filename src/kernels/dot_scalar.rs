@@ -1,0 +1,28 @@
+//! The portable kernel: the definition the SIMD kernels are tested against, and the one used
+//! where neither AVX2 nor wasm SIMD is enabled at compile time.
+
+use super::q8::ActRow;
+use super::WeightRow;
+
+pub(crate) fn dot<const W: usize, const R: usize, const HAS_MIN: bool>(
+    w: &[WeightRow; W],
+    x: &[ActRow; R],
+) -> [[f32; R]; W] {
+    let mut out = [[0f32; R]; W];
+    for (w, out) in w.iter().zip(&mut out) {
+        for (b, nibbles) in w.nibbles.iter().enumerate() {
+            let d = w.scales[b];
+            let min = if HAS_MIN { w.mins[b] } else { -8.0 * d };
+            for (acc, x) in out.iter_mut().zip(x) {
+                let q = &x.qs[b];
+                let mut s = 0i32;
+                for j in 0..16 {
+                    s += (nibbles[j] & 0x0F) as i32 * q[j] as i32;
+                    s += (nibbles[j] >> 4) as i32 * q[j + 16] as i32;
+                }
+                *acc += d * x.scales[b] * s as f32 + min * x.sums[b];
+            }
+        }
+    }
+    out
+}

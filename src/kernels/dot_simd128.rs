@@ -1,0 +1,87 @@
+//! The wasm kernel (`+simd128`, see `.cargo/config.toml`). wasm has no 8-bit dot product, so
+//! each block is four widening multiplies into 16-bit lanes (|nibble × byte| ≤ 1,920, so four
+//! of them add without overflow) and one pairwise widening add. One weight block is unpacked
+//! once and used for all `R` activation rows; scales are f32 already (candle converts two f16
+//! per block in software here).
+
+use core::arch::wasm32::*;
+
+use super::q8::ActRow;
+use super::WeightRow;
+
+#[target_feature(enable = "simd128")]
+#[inline]
+fn load_16(bytes: &[u8; 16]) -> v128 {
+    // SAFETY: `bytes` is 16 readable bytes and `v128_load` has no alignment requirement.
+    unsafe { v128_load(bytes.as_ptr().cast()) }
+}
+
+#[target_feature(enable = "simd128")]
+#[inline]
+fn load_halves(bytes: &[i8; 32]) -> (v128, v128) {
+    // SAFETY: `bytes` is 32 readable bytes; both loads stay inside it, unaligned is fine.
+    unsafe {
+        (
+            v128_load(bytes.as_ptr().cast()),
+            v128_load(bytes.as_ptr().add(16).cast()),
+        )
+    }
+}
+
+#[target_feature(enable = "simd128")]
+#[inline]
+fn horizontal_sum(v: v128) -> f32 {
+    f32x4_extract_lane::<0>(v)
+        + f32x4_extract_lane::<1>(v)
+        + f32x4_extract_lane::<2>(v)
+        + f32x4_extract_lane::<3>(v)
+}
+
+// On wasm a `target_feature` function is safe to call: an engine without SIMD refuses the
+// whole module when it loads, so this code never runs without it.
+#[target_feature(enable = "simd128")]
+pub(crate) fn dot<const W: usize, const R: usize, const HAS_MIN: bool>(
+    w: &[WeightRow; W],
+    x: &[ActRow; R],
+) -> [[f32; R]; W] {
+    let mut acc = [[f32x4_splat(0.0); R]; W];
+    let mut offsets = [[0f32; R]; W];
+    for b in 0..x[0].qs.len() {
+        let activations: [(v128, v128); R] = std::array::from_fn(|r| load_halves(&x[r].qs[b]));
+        for i in 0..W {
+            let packed = load_16(&w[i].nibbles[b]);
+            let low = v128_and(packed, u8x16_splat(0x0F));
+            let high = u8x16_shr(packed, 4);
+            let d = w[i].scales[b];
+            // q4_0's minimum is −8 × d: sum d × block sums and scale once at the end.
+            let min = if HAS_MIN { w[i].mins[b] } else { d };
+            for r in 0..R {
+                let (x_low, x_high) = activations[r];
+                let products = i16x8_add(
+                    i16x8_add(
+                        i16x8_extmul_low_i8x16(low, x_low),
+                        i16x8_extmul_high_i8x16(low, x_low),
+                    ),
+                    i16x8_add(
+                        i16x8_extmul_low_i8x16(high, x_high),
+                        i16x8_extmul_high_i8x16(high, x_high),
+                    ),
+                );
+                let sums = f32x4_convert_i32x4(i32x4_extadd_pairwise_i16x8(products));
+                let scale = f32x4_splat(d * x[r].scales[b]);
+                acc[i][r] = f32x4_add(acc[i][r], f32x4_mul(sums, scale));
+                offsets[i][r] += min * x[r].sums[b];
+            }
+        }
+    }
+    let mut out = offsets;
+    for (out, acc) in out.iter_mut().zip(acc) {
+        for (out, acc) in out.iter_mut().zip(acc) {
+            if !HAS_MIN {
+                *out *= -8.0;
+            }
+            *out += horizontal_sum(acc);
+        }
+    }
+    out
+}
