@@ -6,21 +6,21 @@
 //! time prefill and decoding themselves.
 
 mod gpt2;
+mod llama;
 mod requantize;
 mod tokenizer;
 
-use std::io::Cursor;
 use std::ops::ControlFlow;
 
-use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
-use candle_transformers::models::quantized_llama::{self, ModelWeights};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
+use crate::embed::Weights;
 use crate::error::{Error, Result};
 pub use gpt2::{to_gguf as gpt2_to_gguf, Gpt2, Gpt2Config};
+pub use llama::{Llama, LlamaConfig};
 pub use requantize::requantize_gguf;
 pub use tokenizer::{gpt2_tokenizer, tokenizer_from_gguf};
 
@@ -109,9 +109,20 @@ pub trait CausalLm {
     fn clear_cache(&mut self);
 }
 
-impl CausalLm for ModelWeights {
+/// Runs one forward pass on candle's own thread pool natively. A pass is hundreds of small
+/// operations, many of them parallel (candle's and our kernels); started from a thread
+/// outside the pool, each one hands its work to a pool thread and sleeps until it is done,
+/// a futex round trip per operation that cost ~10% of decode time (perf). wasm has one thread.
+fn on_compute_threads<R: Send>(pass: impl FnOnce() -> R + Send) -> R {
+    #[cfg(not(target_arch = "wasm32"))]
+    return Device::Cpu.with_context(pass);
+    #[cfg(target_arch = "wasm32")]
+    pass()
+}
+
+impl CausalLm for Llama {
     fn next_logits(&mut self, ids: &Tensor, position: usize) -> Result<Tensor> {
-        Ok(self.forward(ids, position)?.squeeze(0)?)
+        Ok(on_compute_threads(|| self.forward(ids, position))?.squeeze(0)?)
     }
 
     fn clear_cache(&mut self) {
@@ -121,7 +132,7 @@ impl CausalLm for ModelWeights {
 
 impl CausalLm for Gpt2 {
     fn next_logits(&mut self, ids: &Tensor, position: usize) -> Result<Tensor> {
-        self.next_token_logits(ids, position)
+        on_compute_threads(|| self.next_token_logits(ids, position))
     }
 
     fn clear_cache(&mut self) {
@@ -152,10 +163,8 @@ impl Generator {
 
     /// A llama-architecture GGUF (SmolLM2), with the tokenizer from its own metadata.
     pub fn from_llama_gguf(bytes: &[u8]) -> Result<Self> {
-        let mut reader = Cursor::new(bytes);
-        let content = gguf_file::Content::read(&mut reader)
-            .map_err(|e| Error::ModelFile(format!("not a readable GGUF file: {e}")))?;
-        let arch = match content.metadata.get("general.architecture") {
+        let (weights, metadata) = Weights::from_gguf_with_metadata(bytes)?;
+        let arch = match metadata.get("general.architecture") {
             Some(v) => v.to_string()?.clone(),
             None => String::new(),
         };
@@ -164,14 +173,9 @@ impl Generator {
                 "GGUF architecture is {arch:?}; this generator runs \"llama\" models (SmolLM2)"
             )));
         }
-        let tokenizer = tokenizer_from_gguf(&content.metadata)?;
-        let context_length = match content.metadata.get("llama.context_length") {
-            Some(v) => v.to_u32()? as usize,
-            None => 2048,
-        }
-        .min(quantized_llama::MAX_SEQ_LEN);
+        let tokenizer = tokenizer_from_gguf(&metadata)?;
         let mut end_tokens = Vec::new();
-        if let Some(v) = content.metadata.get("tokenizer.ggml.eos_token_id") {
+        if let Some(v) = metadata.get("tokenizer.ggml.eos_token_id") {
             end_tokens.push(v.to_u32()?);
         }
         // Chat models end a turn with <|im_end|>; plain text ends with <|endoftext|>.
@@ -182,12 +186,12 @@ impl Generator {
                 }
             }
         }
-        let model = ModelWeights::from_gguf(content, &mut reader, &Device::Cpu)?;
+        let model = Llama::new(&weights, &metadata)?;
         Ok(Self {
+            context_length: model.config().context_length,
             model: Box::new(model),
             tokenizer,
             end_tokens,
-            context_length,
         })
     }
 

@@ -215,7 +215,11 @@ fn four_bit_kernels_agree_with_candles() {
         for m in [1, 5] {
             let x = pseudo_random(m, 96, 2 + m as u64);
             let a = ours.forward(&x).expect("ours").flatten_all().expect("flat");
-            let b = theirs.forward(&x).expect("candle's").flatten_all().expect("flat");
+            let b = theirs
+                .forward(&x)
+                .expect("candle's")
+                .flatten_all()
+                .expect("flat");
             let diff = max_abs_diff(
                 &a.to_vec1::<f32>().expect("values"),
                 &b.to_vec1::<f32>().expect("values"),
