@@ -270,19 +270,7 @@ impl Gpt2 {
             .wte
             .embedding(ids)?
             .broadcast_add(&self.wpe.narrow(0, position, n)?)?;
-        // Causal mask over (new positions) × (all positions so far).
-        let mask: Vec<f32> = (0..n)
-            .flat_map(|i| {
-                (0..position + n).map(move |j| {
-                    if j > position + i {
-                        f32::NEG_INFINITY
-                    } else {
-                        0.0
-                    }
-                })
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (n, position + n), &Device::Cpu)?;
+        let mask = super::llama::causal_mask(n, position)?;
         for block in &mut self.blocks {
             let h = block.ln_1.forward(&x)?;
             let qkv = block

@@ -320,7 +320,7 @@ impl Llama {
 
 /// The prefill mask, added to the attention scores: each of the `n` new positions sees the
 /// `position` cached ones and the new ones up to itself.
-fn causal_mask(n: usize, position: usize) -> Result<Tensor> {
+pub(super) fn causal_mask(n: usize, position: usize) -> Result<Tensor> {
     let mask: Vec<f32> = (0..n)
         .flat_map(|i| {
             (0..position + n).map(move |j| {
