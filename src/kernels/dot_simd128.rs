@@ -47,29 +47,43 @@ pub(crate) fn dot<const W: usize, const R: usize, const HAS_MIN: bool>(
     let mut acc = [[f32x4_splat(0.0); R]; W];
     let mut offsets = [[0f32; R]; W];
     for b in 0..x[0].qs.len() {
-        let activations: [(v128, v128); R] = std::array::from_fn(|r| load_halves(&x[r].qs[b]));
+        // Each block's bytes widened to 16 bits once, then shared by all W × R products.
+        let activations: [[v128; 4]; R] = std::array::from_fn(|r| {
+            let (low, high) = load_halves(&x[r].qs[b]);
+            [
+                i16x8_extend_low_i8x16(low),
+                i16x8_extend_high_i8x16(low),
+                i16x8_extend_low_i8x16(high),
+                i16x8_extend_high_i8x16(high),
+            ]
+        });
         for i in 0..W {
             let packed = load_16(&w[i].nibbles[b]);
             let low = v128_and(packed, u8x16_splat(0x0F));
             let high = u8x16_shr(packed, 4);
+            let weights = [
+                u16x8_extend_low_u8x16(low),
+                u16x8_extend_high_u8x16(low),
+                u16x8_extend_low_u8x16(high),
+                u16x8_extend_high_u8x16(high),
+            ];
             let d = w[i].scales[b];
             // q4_0's minimum is −8 × d: sum d × block sums and scale once at the end.
             let min = if HAS_MIN { w[i].mins[b] } else { d };
             for r in 0..R {
-                let (x_low, x_high) = activations[r];
-                let products = i16x8_add(
-                    i16x8_add(
-                        i16x8_extmul_low_i8x16(low, x_low),
-                        i16x8_extmul_high_i8x16(low, x_low),
+                let a = &activations[r];
+                let sums = i32x4_add(
+                    i32x4_add(
+                        i32x4_dot_i16x8(weights[0], a[0]),
+                        i32x4_dot_i16x8(weights[1], a[1]),
                     ),
-                    i16x8_add(
-                        i16x8_extmul_low_i8x16(high, x_high),
-                        i16x8_extmul_high_i8x16(high, x_high),
+                    i32x4_add(
+                        i32x4_dot_i16x8(weights[2], a[2]),
+                        i32x4_dot_i16x8(weights[3], a[3]),
                     ),
                 );
-                let sums = f32x4_convert_i32x4(i32x4_extadd_pairwise_i16x8(products));
                 let scale = f32x4_splat(d * x[r].scales[b]);
-                acc[i][r] = f32x4_add(acc[i][r], f32x4_mul(sums, scale));
+                acc[i][r] = f32x4_add(acc[i][r], f32x4_mul(f32x4_convert_i32x4(sums), scale));
                 offsets[i][r] += min * x[r].sums[b];
             }
         }
