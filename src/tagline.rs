@@ -12,6 +12,19 @@ use crate::retriever::Retriever;
 pub const SYSTEM_PROMPT: &str =
     "You write movie taglines. Given a movie's overview, reply with one short, catchy tagline.";
 
+/// How the examples appear in the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PromptStyle {
+    /// Only the examples' taglines, as a list in the one user turn before the idea. About a
+    /// third of the tokens of [`PromptStyle::Exchanges`] (≈ 110 vs ≈ 340 with four
+    /// examples), and prefill is most of the time to the first token; the evaluation
+    /// (docs/evaluation.md) compares the two.
+    #[default]
+    TaglineList,
+    /// One user/assistant exchange per example (its overview → its tagline): few-shot.
+    Exchanges,
+}
+
 /// Where the few-shot examples come from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Examples {
@@ -142,12 +155,13 @@ fn shorten(text: &str, max_tokens: usize, count: &dyn Fn(&str) -> usize) -> Stri
     format!("{}…", words[..low].join(" "))
 }
 
-/// The chat prompt (SmolLM2's template): a system line, one user/assistant exchange per
-/// example (overview → tagline), then the idea. Examples that do not fit the budget are
-/// dropped from the end (the least similar when retrieved). `count` counts tokens.
+/// The chat prompt (SmolLM2's template): a system line, the examples in `style`, then the
+/// idea. Examples that do not fit the budget are dropped from the end (the least similar
+/// when retrieved). `count` counts tokens. Returns the prompt and how many examples it holds.
 pub fn build_prompt(
     idea: &str,
     examples: &[Example<'_>],
+    style: PromptStyle,
     budget: Budget,
     count: &dyn Fn(&str) -> usize,
 ) -> Result<(String, usize)> {
@@ -155,6 +169,61 @@ pub fn build_prompt(
     if idea.is_empty() {
         return Err(Error::EmptyQuery);
     }
+    match style {
+        PromptStyle::Exchanges => exchanges_prompt(idea, examples, budget, count),
+        PromptStyle::TaglineList => tagline_list_prompt(idea, examples, budget, count),
+    }
+}
+
+fn too_long(idea: &str, budget: Budget) -> Error {
+    Error::QueryTooLong {
+        bytes: idea.len(),
+        limit: budget.max_prompt_tokens,
+    }
+}
+
+/// System line; one user turn: "Example taglines:", one per line, then the overview.
+fn tagline_list_prompt(
+    idea: &str,
+    examples: &[Example<'_>],
+    budget: Budget,
+    count: &dyn Fn(&str) -> usize,
+) -> Result<(String, usize)> {
+    let assemble = |taglines: &[&str]| {
+        let list: String = taglines.iter().map(|t| format!("- {t}\n")).collect();
+        let user = if list.is_empty() {
+            format!("Overview: {idea}")
+        } else {
+            format!("Example taglines:\n{list}\nOverview: {idea}")
+        };
+        format!(
+            "{}{}<|im_start|>assistant\n",
+            turn("system", SYSTEM_PROMPT),
+            turn("user", &user)
+        )
+    };
+    if count(&assemble(&[])) > budget.max_prompt_tokens {
+        return Err(too_long(idea, budget));
+    }
+    let mut taglines: Vec<&str> = Vec::new();
+    for tagline in examples.iter().filter_map(|e| e.movie.tagline.as_deref()) {
+        taglines.push(tagline);
+        if count(&assemble(&taglines)) > budget.max_prompt_tokens {
+            taglines.pop();
+            break;
+        }
+    }
+    Ok((assemble(&taglines), taglines.len()))
+}
+
+/// System line; per example a user turn with its (shortened) overview and an assistant
+/// turn with its tagline; then the idea's user turn.
+fn exchanges_prompt(
+    idea: &str,
+    examples: &[Example<'_>],
+    budget: Budget,
+    count: &dyn Fn(&str) -> usize,
+) -> Result<(String, usize)> {
     let head = turn("system", SYSTEM_PROMPT);
     let tail = format!(
         "{}<|im_start|>assistant\n",
@@ -162,10 +231,7 @@ pub fn build_prompt(
     );
     let base = count(&head) + count(&tail);
     if base > budget.max_prompt_tokens {
-        return Err(Error::QueryTooLong {
-            bytes: idea.len(),
-            limit: budget.max_prompt_tokens,
-        });
+        return Err(too_long(idea, budget));
     }
     let mut used = base;
     let mut body = String::new();
@@ -223,8 +289,14 @@ mod tests {
             index: None,
             similarity: Some(0.5),
         }];
-        let (prompt, kept) =
-            build_prompt("a giant squid", &ex, Budget::default(), &words).expect("fits");
+        let (prompt, kept) = build_prompt(
+            "a giant squid",
+            &ex,
+            PromptStyle::Exchanges,
+            Budget::default(),
+            &words,
+        )
+        .expect("fits");
         assert_eq!(kept, 1);
         assert!(prompt.starts_with("<|im_start|>system\n"));
         assert!(prompt.contains("Overview: A shark attacks a beach town.<|im_end|>\n<|im_start|>assistant\nDon't go in the water.<|im_end|>"));
@@ -252,7 +324,8 @@ mod tests {
             max_prompt_tokens: 60,
             max_overview_tokens: 20,
         };
-        let (prompt, kept) = build_prompt("idea", &ex, budget, &words).expect("fits");
+        let (prompt, kept) =
+            build_prompt("idea", &ex, PromptStyle::Exchanges, budget, &words).expect("fits");
         assert_eq!(kept, 1, "{prompt}");
         assert!(words(&prompt) <= 60);
         assert!(prompt.contains("…"));
@@ -260,12 +333,62 @@ mod tests {
 
     #[test]
     fn empty_and_oversized_ideas_are_errors() {
-        assert!(matches!(
-            build_prompt(" ", &[], Budget::default(), &words),
-            Err(Error::EmptyQuery)
+        for style in [PromptStyle::Exchanges, PromptStyle::TaglineList] {
+            assert!(matches!(
+                build_prompt(" ", &[], style, Budget::default(), &words),
+                Err(Error::EmptyQuery)
+            ));
+            let huge = "word ".repeat(2000);
+            let err =
+                build_prompt(&huge, &[], style, Budget::default(), &words).expect_err("too long");
+            assert!(matches!(err, Error::QueryTooLong { .. }));
+        }
+    }
+
+    #[test]
+    fn tagline_list_puts_the_taglines_before_the_idea_within_the_budget() {
+        let jaws = movie("Jaws", "A shark.", Some("Don't go in the water."));
+        let alien = movie(
+            "Alien",
+            "A creature.",
+            Some("In space no one can hear you scream."),
+        );
+        let untagged = movie("Untagged", "Nothing.", None);
+        let ex: Vec<Example> = [&jaws, &untagged, &alien]
+            .into_iter()
+            .map(|movie| Example {
+                movie,
+                index: None,
+                similarity: None,
+            })
+            .collect();
+        let (prompt, kept) = build_prompt(
+            "a giant squid",
+            &ex,
+            PromptStyle::TaglineList,
+            Budget::default(),
+            &words,
+        )
+        .expect("fits");
+        assert_eq!(kept, 2);
+        assert!(prompt.contains(
+            "Example taglines:\n- Don't go in the water.\n- In space no one can hear you scream.\n\nOverview: a giant squid<|im_end|>\n<|im_start|>assistant\n"
         ));
-        let huge = "word ".repeat(2000);
-        let err = build_prompt(&huge, &[], Budget::default(), &words).expect_err("too long");
-        assert!(matches!(err, Error::QueryTooLong { .. }));
+        assert!(!prompt.contains("A shark."), "overviews stay out: {prompt}");
+        // A budget with room for the first tagline only keeps one.
+        let budget = Budget {
+            max_prompt_tokens: words(&prompt) - 7,
+            max_overview_tokens: 96,
+        };
+        let (short, kept) = build_prompt(
+            "a giant squid",
+            &ex,
+            PromptStyle::TaglineList,
+            budget,
+            &words,
+        )
+        .expect("fits");
+        assert_eq!(kept, 1, "{short}");
+        assert!(words(&short) <= budget.max_prompt_tokens);
     }
 }

@@ -19,6 +19,8 @@ use marquee::index::SearchMode;
 use marquee::retriever::Retriever;
 use marquee::tagline::{build_prompt, select_examples, Budget, Examples};
 
+use crate::tagline::PromptArg;
+
 use crate::paths;
 
 #[derive(Args)]
@@ -38,6 +40,9 @@ pub struct EvalArgs {
     /// Re-store the generator's Q4_1 weights first (q8_0 or q4_0), e.g. to measure its cost.
     #[arg(long)]
     restore: Option<String>,
+    /// How the examples appear in the prompt.
+    #[arg(long, value_enum, default_value = "list")]
+    prompt: PromptArg,
     /// Seed of the random-examples condition.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -158,7 +163,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             };
             let examples = select_examples(&retriever, idea, how, &exclude)?;
             let count = |s: &str| generator.encode(s).map_or(usize::MAX, |ids| ids.len());
-            let (prompt, kept) = build_prompt(idea, &examples, Budget::default(), &count)?;
+            let (prompt, kept) = build_prompt(
+                idea,
+                &examples,
+                args.prompt.into(),
+                Budget::default(),
+                &count,
+            )?;
             let ids = generator.encode(&prompt)?;
             condition.prompt_tokens += ids.len();
             let params = SamplingParams {
@@ -212,10 +223,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     ));
     let settings = format!(
         "{} held-out TMDB movies (excluded from every prompt's examples), the idea being each movie's \
-         overview; k = {}; temperature 0.7, top-k 40, top-p 0.9, repetition penalty 1.1, a fixed seed \
+         overview; k = {}, examples as {}; temperature 0.7, top-k 40, top-p 0.9, repetition penalty 1.1, a fixed seed \
          per movie, first line, ≤ 24 tokens; generator {}{}; {:.0} s.\n",
         held.len(),
         args.k,
+        match args.prompt {
+            PromptArg::List => "a list of taglines",
+            PromptArg::Exchanges => "overview → tagline chat exchanges",
+        },
         model_path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         args.restore.as_deref().map_or_else(String::new, |d| format!(" re-stored as {d}")),
         started.elapsed().as_secs_f64()

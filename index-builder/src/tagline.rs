@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use marquee::generate::{Generator, SamplingParams};
 use marquee::index::SearchMode;
 use marquee::retriever::Retriever;
-use marquee::tagline::{build_prompt, select_examples, Budget, Examples};
+use marquee::tagline::{build_prompt, select_examples, Budget, Examples, PromptStyle};
 
 use crate::paths;
 
@@ -20,6 +20,24 @@ enum ExampleSource {
     Retrieved,
     Random,
     None,
+}
+
+/// `--prompt`: how the examples appear in the prompt (see `marquee::tagline::PromptStyle`).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum PromptArg {
+    /// The examples' taglines as a list before the idea (the page's prompt).
+    List,
+    /// One chat exchange per example: its overview, then its tagline.
+    Exchanges,
+}
+
+impl From<PromptArg> for PromptStyle {
+    fn from(arg: PromptArg) -> Self {
+        match arg {
+            PromptArg::List => PromptStyle::TaglineList,
+            PromptArg::Exchanges => PromptStyle::Exchanges,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -32,6 +50,9 @@ pub struct TaglineArgs {
     /// Where the examples come from.
     #[arg(long, value_enum, default_value = "retrieved")]
     examples: ExampleSource,
+    /// How the examples appear in the prompt.
+    #[arg(long, value_enum, default_value = "list")]
+    prompt: PromptArg,
     #[arg(long, default_value = "hnsw")]
     mode: SearchMode,
     /// 0 picks the likeliest token every time.
@@ -92,7 +113,13 @@ pub fn run(args: TaglineArgs) -> anyhow::Result<()> {
     };
     let examples = select_examples(&retriever, &args.idea, how, &Default::default())?;
     let count = |s: &str| generator.encode(s).map_or(usize::MAX, |ids| ids.len());
-    let (prompt, kept) = build_prompt(&args.idea, &examples, Budget::default(), &count)?;
+    let (prompt, kept) = build_prompt(
+        &args.idea,
+        &examples,
+        args.prompt.into(),
+        Budget::default(),
+        &count,
+    )?;
     for e in examples.iter().take(kept) {
         let similarity = e
             .similarity

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use marquee::bundle::{part, Manifest};
 use marquee::generate::{Decoding, Generator, SamplingParams, Step};
 use marquee::retriever::Retriever;
-use marquee::tagline::{build_prompt, retrieved_examples, Budget};
+use marquee::tagline::{build_prompt, retrieved_examples, Budget, PromptStyle};
 use marquee::Error;
 use protocol::{Event, MovieHit, QueryRequest, MAX_K, MAX_NEW_TOKENS};
 use serde::Serialize;
@@ -188,8 +188,14 @@ impl Session {
         let (mut examples_in_prompt, mut prompt_tokens) = (0, 0);
         if let Some(generator) = self.generator.as_mut() {
             let count = |text: &str| generator.encode(text).map_or(usize::MAX, |ids| ids.len());
-            let (prompt, kept) = build_prompt(&request.idea, &examples, Budget::default(), &count)
-                .map_err(js_error)?;
+            let (prompt, kept) = build_prompt(
+                &request.idea,
+                &examples,
+                PromptStyle::default(),
+                Budget::default(),
+                &count,
+            )
+            .map_err(js_error)?;
             let ids = generator.encode(&prompt).map_err(js_error)?;
             let params = SamplingParams {
                 temperature: request.temperature,
