@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
-use marquee::kernels::qmatmul;
+use marquee::kernels::relay;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -39,9 +39,8 @@ fn main() -> marquee::Result<()> {
     for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1] {
         for (out, inp) in [(576, 576), (1536, 576), (576, 1536)] {
             let w = Tensor::randn(0f32, 1.0, (out, inp), &device)?;
-            let q = Arc::new(QTensor::quantize(&w, dtype)?);
-            let candle = QMatMul::from_arc(q.clone())?;
-            let ours = qmatmul(q)?;
+            let candle = QMatMul::from_arc(Arc::new(QTensor::quantize(&w, dtype)?))?;
+            let ours = QMatMul::from_arc(Arc::new(relay(QTensor::quantize(&w, dtype)?)?))?;
             for rows in [1, 64] {
                 let x = Tensor::randn(0f32, 1.0, (rows, inp), &device)?;
                 let theirs = median_us(|| drop(candle.forward(&x)));

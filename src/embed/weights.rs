@@ -148,7 +148,8 @@ impl Weights {
         Ok((weights, BertConfig::from_gguf_metadata(&metadata)?))
     }
 
-    /// Loads any GGUF file from memory: its tensors, as stored, and its metadata.
+    /// Loads any GGUF file from memory: its tensors, as stored, and its metadata. 4-bit
+    /// matrices are re-laid out for our kernels as they are read (`kernels::relay`).
     pub fn from_gguf_with_metadata(
         bytes: &[u8],
     ) -> Result<(Self, HashMap<String, gguf_file::Value>)> {
@@ -158,7 +159,7 @@ impl Weights {
             .map_err(|e| Error::ModelFile(format!("not a readable GGUF file: {e}")))?;
         let mut tensors = HashMap::with_capacity(content.tensor_infos.len());
         for name in content.tensor_infos.keys() {
-            let tensor = content.tensor(&mut reader, name, &device)?;
+            let tensor = crate::kernels::relay(content.tensor(&mut reader, name, &device)?)?;
             tensors.insert(name.clone(), Arc::new(tensor));
         }
         Ok((Self { tensors, device }, content.metadata))

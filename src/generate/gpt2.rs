@@ -216,7 +216,7 @@ impl Gpt2 {
         };
         let linear = |p: &str| -> Result<Linear> {
             Ok(Linear {
-                weight: crate::kernels::qmatmul(get(&format!("{p}.weight"))?.clone())?,
+                weight: QMatMul::from_arc(get(&format!("{p}.weight"))?.clone())?,
                 bias: f32(&format!("{p}.bias"))?,
             })
         };
@@ -235,7 +235,7 @@ impl Gpt2 {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            wte: crate::kernels::qmatmul(get("wte.weight")?.clone())?,
+            wte: QMatMul::from_arc(get("wte.weight")?.clone())?,
             wpe: f32("wpe.weight")?,
             blocks,
             ln_f: norm("ln_f")?,

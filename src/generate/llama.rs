@@ -3,7 +3,7 @@
 //!
 //! The numerics follow candle-transformers' `quantized_llama` (llama path), which the parity
 //! test holds to llama.cpp; this file exists so that every weight matrix goes through
-//! `crate::kernels::qmatmul`, and to make batch-1 decoding cheaper: K and V grow in place
+//! our kernels (`crate::kernels`, applied as `Weights` loads the file), and to make batch-1 decoding cheaper: K and V grow in place
 //! instead of being copied at every token, and the query heads that share a key/value head
 //! are batched together instead of copying K and V once per query head.
 
@@ -17,7 +17,6 @@ use candle_nn::rotary_emb::rope_i;
 
 use crate::embed::Weights;
 use crate::error::{Error, Result};
-use crate::kernels::qmatmul;
 
 /// The longest context we run, whatever the file claims (as candle's `quantized_llama`):
 /// the rotary tables and the KV cache are sized from it.
@@ -239,7 +238,7 @@ impl Llama {
     /// From a GGUF's tensors and metadata (`Weights::from_gguf_with_metadata`).
     pub fn new(weights: &Weights, metadata: &HashMap<String, Value>) -> Result<Self> {
         let config = LlamaConfig::from_metadata(metadata)?;
-        let matrix = |name: &str| qmatmul(weights.get(name)?.clone());
+        let matrix = |name: &str| weights.matmul(name);
         let layers = (0..config.block_count)
             .map(|i| {
                 let p = |name: &str| format!("blk.{i}.{name}.weight");

@@ -2,8 +2,10 @@
 //! Q4_1 (SmolLM2's file) has only a scalar kernel in candle, on x86 and in wasm; and candle's
 //! wasm q4_0 kernel converts two f16 scales in software for every block of 32 weights.
 //!
-//! [`qmatmul`] swaps a q4_0 or Q4_1 tensor for a [`q4::Q4Matrix`] (the same weights, laid
-//! out for these kernels); every other dtype keeps candle's kernels (q8_0 has good ones). The
+//! [`relay`] turns a q4_0 or Q4_1 matrix, as read from a GGUF file, into a [`q4::Q4Matrix`]
+//! (the same weights, laid out for these kernels) that candle's `QMatMul` then runs; every
+//! other dtype keeps candle's kernels (q8_0 has good ones). `Weights::from_gguf_with_metadata`
+//! relays each tensor as it reads it, so a model never holds both layouts at once. The
 //! dot product is one generic function per instruction set: AVX2 natively, simd128 in wasm,
 //! and a scalar one that defines the result and runs elsewhere.
 
@@ -24,9 +26,7 @@ mod dot_simd128;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
-
-use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 
 use crate::error::Result;
 use q8::ActRow;
@@ -72,28 +72,22 @@ fn dot<const W: usize, const R: usize>(w: &[WeightRow; W], x: &[ActRow; R]) -> [
     }
 }
 
-/// A matmul over `weights` ([out, in], quantized), on our kernels where we have them.
-pub fn qmatmul(weights: Arc<QTensor>) -> Result<QMatMul> {
-    Ok(QMatMul::QTensor(match relaid(&weights)? {
-        Some(ours) => Arc::new(ours),
-        None => weights,
-    }))
-}
-
-/// `weights` re-laid out as a [`q4::Q4Matrix`], if it is a 2-D q4_0 or Q4_1 tensor.
-fn relaid(weights: &QTensor) -> Result<Option<QTensor>> {
-    let (GgmlDType::Q4_0 | GgmlDType::Q4_1) = weights.dtype() else {
-        return Ok(None);
+/// `tensor` in our layout if it is a 2-D q4_0 or Q4_1 matrix (candle's QTensor of it is
+/// dropped), otherwise `tensor` itself. Call it once, on tensors as read from a file: a
+/// relaid tensor reports its GGUF dtype but no longer holds GGUF blocks.
+pub fn relay(tensor: QTensor) -> Result<QTensor> {
+    let (GgmlDType::Q4_0 | GgmlDType::Q4_1) = tensor.dtype() else {
+        return Ok(tensor);
     };
-    let Ok((_, columns)) = weights.shape().dims2() else {
-        return Ok(None);
+    let Ok((_, columns)) = tensor.shape().dims2() else {
+        return Ok(tensor);
     };
-    let data = weights.data()?;
-    let Some(matrix) = q4::Q4Matrix::from_ggml(weights.dtype(), &data, columns) else {
-        return Ok(None);
-    };
-    Ok(Some(QTensor::new(
-        QStorage::Cpu(Box::new(matrix)),
-        weights.shape().clone(),
-    )?))
+    let matrix = q4::Q4Matrix::from_ggml(tensor.dtype(), &tensor.data()?, columns);
+    match matrix {
+        Some(matrix) => Ok(QTensor::new(
+            QStorage::Cpu(Box::new(matrix)),
+            tensor.shape().clone(),
+        )?),
+        None => Ok(tensor),
+    }
 }

@@ -7,7 +7,22 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 
 use super::q8::{ActRow, Q8Rows};
-use super::{dot_scalar, qmatmul, relaid, WeightRow};
+use super::{dot_scalar, relay, WeightRow};
+
+/// Our kernels on `tensor`'s weights, as a model gets them.
+fn ours(tensor: &QTensor) -> QMatMul {
+    let copy = QTensor::new(
+        candle_core::quantized::QStorage::from_data(
+            tensor.data().expect("bytes"),
+            &Device::Cpu,
+            tensor.dtype(),
+        )
+        .expect("storage"),
+        tensor.shape().clone(),
+    )
+    .expect("copy");
+    QMatMul::from_arc(Arc::new(relay(copy).expect("relaid"))).expect("matmul")
+}
 
 fn random(shape: (usize, usize), seed: u64) -> Tensor {
     // A fixed LCG, so that a failure reproduces.
@@ -39,7 +54,7 @@ fn matmul_matches_candle_for_q4_0_and_q4_1_at_every_tile_size() {
     for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1] {
         let weights = random((67, 96), 1);
         let candle = Arc::new(QTensor::quantize(&weights, dtype).expect("quantizes"));
-        let ours = qmatmul(candle.clone()).expect("re-laid");
+        let ours = ours(&candle);
         let theirs = QMatMul::from_arc(candle.clone()).expect("candle's");
         for m in [1, 2, 3, 4, 5, 9] {
             let x = random((m, 96), 10 + m as u64);
@@ -91,7 +106,8 @@ fn simd_kernel_equals_the_scalar_definition() {
 fn dequantize_and_embedding_equal_candle() {
     for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1] {
         let candle = QTensor::quantize(&random((10, 64), 4), dtype).expect("quantizes");
-        let ours = relaid(&candle).expect("ok").expect("4-bit");
+        let ours = relay(QTensor::quantize(&random((10, 64), 4), dtype).expect("quantizes"))
+            .expect("relaid");
         assert_eq!(ours.dtype(), dtype);
         let want = candle.dequantize(&Device::Cpu).expect("f32");
         assert_eq!(
@@ -147,13 +163,17 @@ fn quantizing_into_our_layout_equals_candle_quantizing() {
 #[test]
 fn other_dtypes_and_shapes_keep_candles_kernels() {
     let q8 = QTensor::quantize(&random((4, 64), 7), GgmlDType::Q8_0).expect("quantizes");
-    assert!(relaid(&q8).expect("ok").is_none());
+    let size = q8.storage_size_in_bytes();
+    let same = relay(q8).expect("unchanged");
+    assert_eq!(
+        (same.dtype(), same.storage_size_in_bytes()),
+        (GgmlDType::Q8_0, size)
+    );
 }
 
 #[test]
 fn a_mismatched_input_is_an_error() {
-    let candle =
-        Arc::new(QTensor::quantize(&random((4, 64), 8), GgmlDType::Q4_0).expect("quantizes"));
-    let ours = qmatmul(candle).expect("re-laid");
+    let candle = QTensor::quantize(&random((4, 64), 8), GgmlDType::Q4_0).expect("quantizes");
+    let ours = ours(&candle);
     assert!(ours.forward(&random((2, 32), 9)).is_err());
 }
