@@ -1,4 +1,4 @@
-//! Our 4-bit matmul kernels beside candle's on the same weights, at SmolLM2-135M's shapes,
+//! Our quantized matmul kernels beside candle's on the same weights, at SmolLM2-135M's shapes,
 //! printed as a markdown table (µs per matmul, median of many):
 //!
 //!     RAYON_NUM_THREADS=1 cargo bench --bench kernels
@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
-use marquee::kernels::relay;
+use marquee::kernels::qmatmul;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -35,12 +35,19 @@ fn main() -> marquee::Result<()> {
     let device = Device::Cpu;
     println!("| dtype | weights (out × in) | rows | candle µs | ours µs | speed-up |");
     println!("|---|---|---|---|---|---|");
-    // SmolLM2-135M: attention output 576→576, MLP up 576→1536 and down 1536→576.
-    for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1] {
-        for (out, inp) in [(576, 576), (1536, 576), (576, 1536)] {
+    // SmolLM2-135M: attention output 576→576, MLP up 576→1536 and down 1536→576; the LM
+    // head (q8_0) is 49152 × 576.
+    let matrices = [(576, 576), (1536, 576), (576, 1536)];
+    for (dtype, shapes) in [
+        (GgmlDType::Q4_0, &matrices[..]),
+        (GgmlDType::Q4_1, &matrices[..]),
+        (GgmlDType::Q8_0, &[(49152, 576)][..]),
+    ] {
+        for &(out, inp) in shapes {
             let w = Tensor::randn(0f32, 1.0, (out, inp), &device)?;
-            let candle = QMatMul::from_arc(Arc::new(QTensor::quantize(&w, dtype)?))?;
-            let ours = QMatMul::from_arc(Arc::new(relay(QTensor::quantize(&w, dtype)?)?))?;
+            let q = Arc::new(QTensor::quantize(&w, dtype)?);
+            let candle = QMatMul::from_arc(q.clone())?;
+            let ours = qmatmul(q)?;
             for rows in [1, 64] {
                 let x = Tensor::randn(0f32, 1.0, (rows, inp), &device)?;
                 let theirs = median_us(|| drop(candle.forward(&x)));

@@ -17,11 +17,9 @@ const FIXTURE: &str = "tests/fixtures/minilm_q8_0_native.json";
 
 #[test]
 fn native_numbers_for_the_wasm_build_are_current() {
-    // On CPUs with AVX-512 VNNI, candle repacks some q8_0 matmuls and quantizes their
-    // activations per 256 values instead of per 32. Every other x86 CPU, and wasm, take the
-    // per-32 path; pin it so the numbers are the same on every machine. It must be set
-    // before the first quantized matmul, hence this test's own binary.
-    std::env::set_var("MISTRALRS_FORCE_AVX2", "1");
+    // The int8 path runs our kernels (src/kernels): activations quantized per block of 32
+    // on every machine. (candle's own q8_0 matmul quantizes per 256 on AVX-512 VNNI CPUs,
+    // which made these numbers depend on the CPU before.)
     let dir = common::bundle_dir();
     let manifest = bundle::read_manifest(&dir).expect("manifest");
     let read = |name: &str| bundle::read_part(&dir, &manifest, name).expect(name);

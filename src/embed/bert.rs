@@ -1,19 +1,19 @@
 //! A BERT encoder (the architecture of all-MiniLM-L6-v2) on candle.
 //!
 //! candle-transformers has an f32 BERT but no quantized one, so this is written once against
-//! `QMatMul`: the same code runs the f32 reference weights and the q8_0 browser weights.
+//! `kernels::Matmul`: the same code runs the f32 reference weights and the q8_0 browser weights.
 //! Query, key and value projections are fused into one matmul (fewer passes over the input).
 
-use candle_core::quantized::QMatMul;
 use candle_core::{DType, Module, Tensor, D};
 use candle_nn::LayerNorm;
 
 use super::weights::{BertConfig, Weights};
 use crate::error::Result;
+use crate::kernels::Matmul;
 
 /// `x @ W^T + b` with a possibly quantized `W`.
 struct Linear {
-    weight: QMatMul,
+    weight: Matmul,
     bias: Tensor,
 }
 
@@ -73,7 +73,7 @@ fn fused_qkv(w: &Weights, prefix: &str) -> Result<Linear> {
         .collect::<Result<Vec<_>>>()?;
     let weight = super::quantize::stack_rows(&weights)?;
     Ok(Linear {
-        weight: QMatMul::from_qtensor(weight)?,
+        weight: crate::kernels::qmatmul(std::sync::Arc::new(weight))?,
         bias: Tensor::cat(&biases, 0)?,
     })
 }
@@ -115,7 +115,7 @@ impl Layer {
 }
 
 pub struct Bert {
-    word_embeddings: QMatMul,
+    word_embeddings: Matmul,
     position_embeddings: Tensor,
     token_type_zero: Tensor,
     embedding_norm: LayerNorm,

@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::kernels::Matmul;
 
 /// GGUF metadata keys under which the BERT hyper-parameters travel with the weights.
 pub(crate) const GGUF_ARCH: &str = "bert";
@@ -148,8 +149,7 @@ impl Weights {
         Ok((weights, BertConfig::from_gguf_metadata(&metadata)?))
     }
 
-    /// Loads any GGUF file from memory: its tensors, as stored, and its metadata. 4-bit
-    /// matrices are re-laid out for our kernels as they are read (`kernels::relay`).
+    /// Loads any GGUF file from memory: its tensors, as stored, and its metadata.
     pub fn from_gguf_with_metadata(
         bytes: &[u8],
     ) -> Result<(Self, HashMap<String, gguf_file::Value>)> {
@@ -159,7 +159,7 @@ impl Weights {
             .map_err(|e| Error::ModelFile(format!("not a readable GGUF file: {e}")))?;
         let mut tensors = HashMap::with_capacity(content.tensor_infos.len());
         for name in content.tensor_infos.keys() {
-            let tensor = crate::kernels::relay(content.tensor(&mut reader, name, &device)?)?;
+            let tensor = content.tensor(&mut reader, name, &device)?;
             tensors.insert(name.clone(), Arc::new(tensor));
         }
         Ok((Self { tensors, device }, content.metadata))
@@ -206,9 +206,18 @@ impl Weights {
             .ok_or_else(|| Error::ModelFile(format!("weights have no tensor {name:?}")))
     }
 
-    /// A weight matrix for `x @ W^T`; stays quantized when stored quantized.
-    pub fn matmul(&self, name: &str) -> Result<QMatMul> {
-        Ok(QMatMul::from_arc(self.get(name)?.clone())?)
+    /// Removes a tensor, handing it over: a model that builds its matmuls from taken
+    /// tensors frees each one's GGUF blocks once converted (see `kernels::qmatmul`).
+    pub fn take(&mut self, name: &str) -> Result<Arc<QTensor>> {
+        self.tensors
+            .remove(name)
+            .ok_or_else(|| Error::ModelFile(format!("weights have no tensor {name:?}")))
+    }
+
+    /// A weight matrix for `x @ W^T`, on our kernels when stored in a format we have them
+    /// for (converted; the weights keep their copy); stays quantized when stored quantized.
+    pub fn matmul(&self, name: &str) -> Result<Matmul> {
+        crate::kernels::qmatmul(self.get(name)?.clone())
     }
 
     /// A small tensor (bias, LayerNorm) as f32.

@@ -1,5 +1,5 @@
 //! GPT-2 on candle: learned position embeddings, pre-LayerNorm blocks, tanh-GELU, and the
-//! LM head tied to the token embeddings. One implementation over `QMatMul` runs both Hugging
+//! LM head tied to the token embeddings. One implementation over `kernels::Matmul` runs both Hugging
 //! Face's f32 safetensors and the q8_0 / q4_0 GGUF that `to_gguf` writes.
 //!
 //! Hugging Face stores GPT-2's projections as `Conv1D`, i.e. `[in, out]`; they are transposed
@@ -11,13 +11,14 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::{self, Value};
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::LayerNorm;
 use serde::Deserialize;
 
 use crate::embed::Weights;
 use crate::error::{Error, Result};
+use crate::kernels::Matmul;
 
 const ARCH: &str = "gpt2";
 
@@ -141,7 +142,7 @@ pub fn to_gguf(safetensors: &[u8], config_json: &[u8], dtype: GgmlDType) -> Resu
 }
 
 struct Linear {
-    weight: QMatMul,
+    weight: Matmul,
     bias: Tensor,
 }
 
@@ -168,7 +169,7 @@ struct Block {
 
 /// GPT-2 with a KV cache: call `forward` with the prompt, then one token at a time.
 pub struct Gpt2 {
-    wte: QMatMul,
+    wte: Matmul,
     wpe: Tensor,
     blocks: Vec<Block>,
     ln_f: LayerNorm,
@@ -216,7 +217,7 @@ impl Gpt2 {
         };
         let linear = |p: &str| -> Result<Linear> {
             Ok(Linear {
-                weight: QMatMul::from_arc(get(&format!("{p}.weight"))?.clone())?,
+                weight: crate::kernels::qmatmul(get(&format!("{p}.weight"))?.clone())?,
                 bias: f32(&format!("{p}.bias"))?,
             })
         };
@@ -235,7 +236,7 @@ impl Gpt2 {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            wte: QMatMul::from_arc(get("wte.weight")?.clone())?,
+            wte: crate::kernels::qmatmul(get("wte.weight")?.clone())?,
             wpe: f32("wpe.weight")?,
             blocks,
             ln_f: norm("ln_f")?,

@@ -3,20 +3,20 @@
 //!
 //! The numerics follow candle-transformers' `quantized_llama` (llama path), which the parity
 //! test holds to llama.cpp; this file exists so that every weight matrix goes through
-//! our kernels (`crate::kernels`, applied as `Weights` loads the file), and to make batch-1 decoding cheaper: K and V grow in place
+//! our kernels (`crate::kernels::qmatmul`), and to make batch-1 decoding cheaper: K and V grow in place
 //! instead of being copied at every token, and the query heads that share a key/value head
 //! are batched together instead of copying K and V once per query head.
 
 use std::collections::HashMap;
 
 use candle_core::quantized::gguf_file::Value;
-use candle_core::quantized::QMatMul;
 use candle_core::{Device, Module, Tensor};
 use candle_nn::ops::{rms_norm, silu, softmax_last_dim};
 use candle_nn::rotary_emb::rope_i;
 
 use crate::embed::Weights;
 use crate::error::{Error, Result};
+use crate::kernels::{qmatmul, Matmul};
 
 /// The longest context we run, whatever the file claims (as candle's `quantized_llama`):
 /// the rotary tables and the KV cache are sized from it.
@@ -151,14 +151,14 @@ impl Cache {
 
 struct Layer {
     attn_norm: Tensor,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
-    wo: QMatMul,
+    wq: Matmul,
+    wk: Matmul,
+    wv: Matmul,
+    wo: Matmul,
     ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Matmul,
+    up: Matmul,
+    down: Matmul,
     keys: Cache,
     values: Cache,
 }
@@ -225,9 +225,9 @@ impl Layer {
 pub struct Llama {
     /// The token embeddings, rows dequantized as they are looked up (an f32 table would be
     /// 49152 × 576 × 4 bytes = 113 MB for SmolLM2), and, in our kernels' layout, the LM head.
-    embedding: QMatMul,
+    embedding: Matmul,
     /// The LM head when it is not tied to the embeddings (SmolLM2's is).
-    output: Option<QMatMul>,
+    output: Option<Matmul>,
     layers: Vec<Layer>,
     norm: Tensor,
     rope: Rope,
@@ -236,22 +236,24 @@ pub struct Llama {
 
 impl Llama {
     /// From a GGUF's tensors and metadata (`Weights::from_gguf_with_metadata`).
-    pub fn new(weights: &Weights, metadata: &HashMap<String, Value>) -> Result<Self> {
+    pub fn new(mut weights: Weights, metadata: &HashMap<String, Value>) -> Result<Self> {
         let config = LlamaConfig::from_metadata(metadata)?;
-        let matrix = |name: &str| weights.matmul(name);
+        // Taken out of `weights`, so each is relaid without a copy and candle's blocks are
+        // freed as we go: the peak is the file plus one layout, not two.
+        let matrix = |w: &mut Weights, name: &str| qmatmul(w.take(name)?);
         let layers = (0..config.block_count)
             .map(|i| {
                 let p = |name: &str| format!("blk.{i}.{name}.weight");
                 Ok(Layer {
                     attn_norm: weights.f32(&p("attn_norm"))?,
-                    wq: matrix(&p("attn_q"))?,
-                    wk: matrix(&p("attn_k"))?,
-                    wv: matrix(&p("attn_v"))?,
-                    wo: matrix(&p("attn_output"))?,
+                    wq: matrix(&mut weights, &p("attn_q"))?,
+                    wk: matrix(&mut weights, &p("attn_k"))?,
+                    wv: matrix(&mut weights, &p("attn_v"))?,
+                    wo: matrix(&mut weights, &p("attn_output"))?,
                     ffn_norm: weights.f32(&p("ffn_norm"))?,
-                    gate: matrix(&p("ffn_gate"))?,
-                    up: matrix(&p("ffn_up"))?,
-                    down: matrix(&p("ffn_down"))?,
+                    gate: matrix(&mut weights, &p("ffn_gate"))?,
+                    up: matrix(&mut weights, &p("ffn_up"))?,
+                    down: matrix(&mut weights, &p("ffn_down"))?,
                     keys: Cache::default(),
                     values: Cache::default(),
                 })
@@ -259,10 +261,10 @@ impl Llama {
             .collect::<Result<Vec<_>>>()?;
         let output = weights
             .contains("output.weight")
-            .then(|| matrix("output.weight"))
+            .then(|| matrix(&mut weights, "output.weight"))
             .transpose()?;
         Ok(Self {
-            embedding: matrix("token_embd.weight")?,
+            embedding: matrix(&mut weights, "token_embd.weight")?,
             output,
             layers,
             norm: weights.f32("output_norm.weight")?,

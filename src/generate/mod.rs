@@ -186,7 +186,7 @@ impl Generator {
                 }
             }
         }
-        let model = Llama::new(&weights, &metadata)?;
+        let model = Llama::new(weights, &metadata)?;
         Ok(Self {
             context_length: model.config().context_length,
             model: Box::new(model),

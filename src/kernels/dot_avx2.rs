@@ -4,8 +4,9 @@
 
 use std::arch::x86_64::*;
 
-use super::q8::ActRow;
-use super::WeightRow;
+use super::activations::ActRow;
+use super::q4::WeightRow;
+use super::q8::Q8WeightRow;
 
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -30,17 +31,17 @@ fn horizontal_sum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
-pub(crate) fn dot<const W: usize, const R: usize, const HAS_MIN: bool>(
+pub(crate) fn dot_q4<const W: usize, const R: usize, const HAS_MIN: bool>(
     w: &[WeightRow; W],
     x: &[ActRow; R],
 ) -> [[f32; R]; W] {
     // SAFETY: this module is compiled only when the build itself enables AVX2 and FMA (see the
     // `cfg` in mod.rs), so every machine that can run this code has them.
-    unsafe { dot_with_features::<W, R, HAS_MIN>(w, x) }
+    unsafe { dot_q4_with_features::<W, R, HAS_MIN>(w, x) }
 }
 
 #[target_feature(enable = "avx2,fma")]
-fn dot_with_features<const W: usize, const R: usize, const HAS_MIN: bool>(
+fn dot_q4_with_features<const W: usize, const R: usize, const HAS_MIN: bool>(
     w: &[WeightRow; W],
     x: &[ActRow; R],
 ) -> [[f32; R]; W] {
@@ -74,6 +75,47 @@ fn dot_with_features<const W: usize, const R: usize, const HAS_MIN: bool>(
                 *out *= -8.0;
             }
             *out += horizontal_sum(acc);
+        }
+    }
+    out
+}
+
+pub(crate) fn dot_q8<const W: usize, const R: usize>(
+    w: &[Q8WeightRow; W],
+    x: &[ActRow; R],
+) -> [[f32; R]; W] {
+    // SAFETY: as for `dot_q4`: the build enables AVX2 and FMA for this module to exist.
+    unsafe { dot_q8_with_features::<W, R>(w, x) }
+}
+
+/// Signed × signed bytes through `vpmaddubsw` (unsigned × signed) as ggml does: |w| times x
+/// carrying w's sign.
+#[target_feature(enable = "avx2,fma")]
+fn dot_q8_with_features<const W: usize, const R: usize>(
+    w: &[Q8WeightRow; W],
+    x: &[ActRow; R],
+) -> [[f32; R]; W] {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_ps(); R]; W];
+    for b in 0..x[0].qs.len() {
+        let activations: [__m256i; R] = std::array::from_fn(|r| load_32(&x[r].qs[b]));
+        for i in 0..W {
+            let weights = load_32(&w[i].qs[b]);
+            let magnitudes = _mm256_sign_epi8(weights, weights);
+            let d = w[i].scales[b];
+            for r in 0..R {
+                let signed = _mm256_sign_epi8(activations[r], weights);
+                let products = _mm256_maddubs_epi16(magnitudes, signed);
+                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(products, ones));
+                let scale = _mm256_set1_ps(d * x[r].scales[b]);
+                acc[i][r] = _mm256_fmadd_ps(sums, scale, acc[i][r]);
+            }
+        }
+    }
+    let mut out = [[0f32; R]; W];
+    for (out, acc) in out.iter_mut().zip(acc) {
+        for (out, acc) in out.iter_mut().zip(acc) {
+            *out = horizontal_sum(acc);
         }
     }
     out

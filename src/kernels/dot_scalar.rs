@@ -1,10 +1,11 @@
 //! The portable kernel: the definition the SIMD kernels are tested against, and the one used
 //! where neither AVX2 nor wasm SIMD is enabled at compile time.
 
-use super::q8::ActRow;
-use super::WeightRow;
+use super::activations::ActRow;
+use super::q4::WeightRow;
+use super::q8::Q8WeightRow;
 
-pub(crate) fn dot<const W: usize, const R: usize, const HAS_MIN: bool>(
+pub(crate) fn dot_q4<const W: usize, const R: usize, const HAS_MIN: bool>(
     w: &[WeightRow; W],
     x: &[ActRow; R],
 ) -> [[f32; R]; W] {
@@ -21,6 +22,26 @@ pub(crate) fn dot<const W: usize, const R: usize, const HAS_MIN: bool>(
                     s += (nibbles[j] >> 4) as i32 * q[j + 16] as i32;
                 }
                 *acc += d * x.scales[b] * s as f32 + min * x.sums[b];
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn dot_q8<const W: usize, const R: usize>(
+    w: &[Q8WeightRow; W],
+    x: &[ActRow; R],
+) -> [[f32; R]; W] {
+    let mut out = [[0f32; R]; W];
+    for (w, out) in w.iter().zip(&mut out) {
+        for (b, qs) in w.qs.iter().enumerate() {
+            for (acc, x) in out.iter_mut().zip(x) {
+                let s: i32 = qs
+                    .iter()
+                    .zip(&x.qs[b])
+                    .map(|(&a, &b)| a as i32 * b as i32)
+                    .sum();
+                *acc += w.scales[b] * x.scales[b] * s as f32;
             }
         }
     }

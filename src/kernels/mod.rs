@@ -1,14 +1,19 @@
-//! Quantized matrix kernels of our own, for the 4-bit formats where candle's are slow:
-//! Q4_1 (SmolLM2's file) has only a scalar kernel in candle, on x86 and in wasm; and candle's
-//! wasm q4_0 kernel converts two f16 scales in software for every block of 32 weights.
+//! Quantized matrix kernels of our own, for the formats where candle's are slow or missing:
+//! Q4_1 (SmolLM2's file) has only a scalar kernel in candle, on x86 and in wasm; candle's
+//! wasm kernels convert f16 scales in software for every block of 32 weights; and its
+//! matmul reads each weight block once per activation row.
 //!
-//! [`relay`] turns a q4_0 or Q4_1 matrix, as read from a GGUF file, into a [`q4::Q4Matrix`]
-//! (the same weights, laid out for these kernels) that candle's `QMatMul` then runs; every
-//! other dtype keeps candle's kernels (q8_0 has good ones). `Weights::from_gguf_with_metadata`
-//! relays each tensor as it reads it, so a model never holds both layouts at once. The
-//! dot product is one generic function per instruction set: AVX2 natively, simd128 in wasm,
-//! and a scalar one that defines the result and runs elsewhere.
+//! [`qmatmul`] turns a q4_0, Q4_1 or q8_0 matrix, as read from a GGUF file, into a
+//! [`Matmul`] over one of our layouts ([`q4::Q4Matrix`], [`q8::Q8Matrix`]: the same weights,
+//! f32 scales), run by our own candle op ([`matrix::Relaid`]); any other dtype keeps
+//! candle's `QMatMul`. The llama loader takes each tensor out of its `Weights` before
+//! converting it, so SmolLM2 never holds both layouts of all its matrices. Each dot product
+//! is one generic function per instruction set, over a tile of weight rows × activation
+//! rows: AVX2 natively, simd128 in wasm, and a scalar one that defines the result and runs
+//! elsewhere.
 
+mod activations;
+mod matrix;
 mod q4;
 mod q8;
 
@@ -26,68 +31,103 @@ mod dot_simd128;
 #[cfg(test)]
 mod tests;
 
-use candle_core::quantized::{GgmlDType, QStorage, QTensor};
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+use dot_avx2 as backend;
+#[cfg(not(any(
+    all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ),
+    all(target_arch = "wasm32", target_feature = "simd128")
+)))]
+use dot_scalar as backend;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+use dot_simd128 as backend;
+
+use std::sync::Arc;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Module, Tensor};
 
 use crate::error::Result;
-use q8::ActRow;
+use matrix::Relaid;
+use q4::Q4Matrix;
+use q8::Q8Matrix;
 
 /// Values per quantization block, in every format here.
 const BLOCK: usize = 32;
 
-/// One weight row's blocks, as the kernels read them.
-pub(crate) struct WeightRow<'a> {
-    pub nibbles: &'a [[u8; 16]],
-    pub scales: &'a [f32],
-    /// Empty for q4_0.
-    pub mins: &'a [f32],
+/// A weight matrix `W` ([out, in]) for `x @ Wᵀ`, whose rows can also be looked up (an
+/// embedding table): on our kernels for q4_0, Q4_1 and q8_0, on candle's otherwise.
+#[derive(Clone)]
+pub struct Matmul(Kind);
+
+#[derive(Clone)]
+enum Kind {
+    Candle(QMatMul),
+    Q4(Arc<Relaid<Q4Matrix>>),
+    Q8(Arc<Relaid<Q8Matrix>>),
 }
 
-/// The `W × R` dot products of `W` weight rows with `R` activation rows (all of the same
-/// length): a tile, so that each block is loaded and unpacked once for several products and
-/// the accumulators form independent dependency chains.
-#[inline]
-fn dot<const W: usize, const R: usize>(w: &[WeightRow; W], x: &[ActRow; R]) -> [[f32; R]; W] {
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ))]
-    use dot_avx2 as kernel;
-    #[cfg(not(any(
-        all(
-            target_arch = "x86_64",
-            target_feature = "avx2",
-            target_feature = "fma"
-        ),
-        all(target_arch = "wasm32", target_feature = "simd128")
-    )))]
-    use dot_scalar as kernel;
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    use dot_simd128 as kernel;
-    // Rows of one matrix are all q4_0 or all Q4_1.
-    if w[0].mins.is_empty() {
-        kernel::dot::<W, R, false>(w, x)
-    } else {
-        kernel::dot::<W, R, true>(w, x)
+/// `weights` as a [`Matmul`]. The GGUF blocks are converted, not kept: drop the tensor
+/// afterwards (or hand over its only handle) so a model does not hold both.
+pub fn qmatmul(weights: Arc<QTensor>) -> Result<Matmul> {
+    let columns = match weights.shape().dims2() {
+        Ok((_, columns)) => columns,
+        Err(_) => return Ok(Matmul(Kind::Candle(QMatMul::from_arc(weights)?))),
+    };
+    let kind = match weights.dtype() {
+        dtype @ (GgmlDType::Q4_0 | GgmlDType::Q4_1) => {
+            Q4Matrix::from_ggml(dtype, &weights.data()?, columns)
+                .map(|m| Kind::Q4(Arc::new(Relaid(m))))
+        }
+        GgmlDType::Q8_0 => {
+            Q8Matrix::from_ggml(&weights.data()?, columns).map(|m| Kind::Q8(Arc::new(Relaid(m))))
+        }
+        _ => None,
+    };
+    match kind {
+        Some(kind) => Ok(Matmul(kind)),
+        None => Ok(Matmul(Kind::Candle(QMatMul::from_arc(weights)?))),
     }
 }
 
-/// `tensor` in our layout if it is a 2-D q4_0 or Q4_1 matrix (candle's QTensor of it is
-/// dropped), otherwise `tensor` itself. Call it once, on tensors as read from a file: a
-/// relaid tensor reports its GGUF dtype but no longer holds GGUF blocks.
-pub fn relay(tensor: QTensor) -> Result<QTensor> {
-    let (GgmlDType::Q4_0 | GgmlDType::Q4_1) = tensor.dtype() else {
-        return Ok(tensor);
-    };
-    let Ok((_, columns)) = tensor.shape().dims2() else {
-        return Ok(tensor);
-    };
-    let matrix = q4::Q4Matrix::from_ggml(tensor.dtype(), &tensor.data()?, columns);
-    match matrix {
-        Some(matrix) => Ok(QTensor::new(
-            QStorage::Cpu(Box::new(matrix)),
-            tensor.shape().clone(),
-        )?),
-        None => Ok(tensor),
+impl Matmul {
+    /// Rows `ids` (any shape, u32) of the matrix as floats: shape `ids` × columns.
+    pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
+        let (rows, columns) = match &self.0 {
+            Kind::Candle(m) => return Ok(m.embedding(ids)?),
+            Kind::Q4(m) => (
+                m.rows_of(&ids.flatten_all()?.to_vec1::<u32>()?)?,
+                m.dims().1,
+            ),
+            Kind::Q8(m) => (
+                m.rows_of(&ids.flatten_all()?.to_vec1::<u32>()?)?,
+                m.dims().1,
+            ),
+        };
+        let mut shape = ids.dims().to_vec();
+        shape.push(columns);
+        Ok(Tensor::from_vec(rows, shape, ids.device())?)
+    }
+
+    /// Whether our kernels run it (tests and benchmarks).
+    pub fn is_ours(&self) -> bool {
+        !matches!(self.0, Kind::Candle(_))
+    }
+}
+
+impl Module for Matmul {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.0 {
+            Kind::Candle(m) => m.forward(x),
+            Kind::Q4(m) => x.contiguous()?.apply_op1_no_bwd(m.as_ref()),
+            Kind::Q8(m) => x.contiguous()?.apply_op1_no_bwd(m.as_ref()),
+        }
     }
 }

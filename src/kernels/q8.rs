@@ -1,66 +1,95 @@
-//! Activations quantized to 8 bits per block of 32, the other operand of the 4-bit dot
-//! products (ggml's `q8_1`: a scale per block, and the block's sum so that a weight block's
-//! offset costs one multiply instead of 32).
+//! An 8-bit weight matrix (GGUF `q8_0`) re-laid out for our kernels: each block's 32 bytes
+//! contiguous and its scale as f32 beside them (converted from f16 once at load). Used for
+//! SmolLM2's token embedding, which is also its LM head, and MiniLM's matrices.
 
-use super::BLOCK;
+use candle_core::quantized::GgmlDType;
+use half::f16;
 
-/// Rows of activations, each `blocks_per_row` blocks of 32 values.
-pub(crate) struct Q8Rows {
-    qs: Vec<[i8; BLOCK]>,
-    scales: Vec<f32>,
-    /// `scale × Σ qs` per block: the block's sum as the dot product sees it.
-    sums: Vec<f32>,
-    blocks_per_row: usize,
-}
+use super::activations::ActRow;
+use super::matrix::BlockRows;
+use super::{backend, BLOCK};
 
-/// One row of [`Q8Rows`].
-#[derive(Clone, Copy)]
-pub(crate) struct ActRow<'a> {
+/// One weight row's blocks, as the kernels read them.
+pub(crate) struct Q8WeightRow<'a> {
     pub qs: &'a [[i8; BLOCK]],
     pub scales: &'a [f32],
-    pub sums: &'a [f32],
 }
 
-impl Q8Rows {
-    /// `x` is row-major with rows of `k` values; `k` is a multiple of 32.
-    pub fn quantize(x: &[f32], k: usize) -> Self {
-        debug_assert!(k % BLOCK == 0 && x.len() % k == 0);
-        let blocks = x.len() / BLOCK;
-        let mut qs = vec![[0i8; BLOCK]; blocks];
-        let mut scales = vec![0f32; blocks];
-        let mut sums = vec![0f32; blocks];
-        for (((block, q), scale), sum) in x
-            .chunks_exact(BLOCK)
-            .zip(&mut qs)
-            .zip(&mut scales)
-            .zip(&mut sums)
-        {
-            let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let d = amax / 127.0;
-            let inverse = if d > 0.0 { 1.0 / d } else { 0.0 };
-            let mut total = 0i32;
-            for (q, v) in q.iter_mut().zip(block) {
-                // Ties to even, as ggml's AVX code rounds (and a single SIMD instruction).
-                *q = (v * inverse).round_ties_even() as i8;
-                total += *q as i32;
+/// A q8_0 matrix in our layout.
+pub(crate) struct Q8Matrix {
+    qs: Vec<[i8; BLOCK]>,
+    scales: Vec<f32>,
+    row_blocks: usize,
+}
+
+impl Q8Matrix {
+    /// From GGUF q8_0 block bytes (`f16 d, 32 × i8`); `None` if they do not fit `columns`.
+    pub fn from_ggml(data: &[u8], columns: usize) -> Option<Self> {
+        const BLOCK_BYTES: usize = 2 + BLOCK;
+        if columns % BLOCK != 0 || data.len() % BLOCK_BYTES != 0 {
+            return None;
+        }
+        let blocks = data.len() / BLOCK_BYTES;
+        let mut matrix = Self {
+            qs: Vec::with_capacity(blocks),
+            scales: Vec::with_capacity(blocks),
+            row_blocks: columns / BLOCK,
+        };
+        for block in data.chunks_exact(BLOCK_BYTES) {
+            matrix
+                .scales
+                .push(f16::from_le_bytes([block[0], block[1]]).to_f32());
+            let mut qs = [0i8; BLOCK];
+            for (q, &byte) in qs.iter_mut().zip(&block[2..]) {
+                *q = byte as i8;
             }
-            *scale = d;
-            *sum = d * total as f32;
+            matrix.qs.push(qs);
         }
-        Self {
-            qs,
-            scales,
-            sums,
-            blocks_per_row: k / BLOCK,
-        }
+        Some(matrix)
     }
 
-    pub fn row(&self, i: usize) -> ActRow<'_> {
-        let blocks = i * self.blocks_per_row..(i + 1) * self.blocks_per_row;
-        ActRow {
+    #[cfg(test)]
+    pub fn test_row(&self, j: usize) -> Q8WeightRow<'_> {
+        self.row(j)
+    }
+
+    fn row(&self, j: usize) -> Q8WeightRow<'_> {
+        let blocks = j * self.row_blocks..(j + 1) * self.row_blocks;
+        Q8WeightRow {
             qs: &self.qs[blocks.clone()],
-            scales: &self.scales[blocks.clone()],
-            sums: &self.sums[blocks],
+            scales: &self.scales[blocks],
+        }
+    }
+}
+
+impl BlockRows for Q8Matrix {
+    fn dtype(&self) -> GgmlDType {
+        GgmlDType::Q8_0
+    }
+
+    fn rows(&self) -> usize {
+        self.qs.len() / self.row_blocks
+    }
+
+    fn row_blocks(&self) -> usize {
+        self.row_blocks
+    }
+
+    fn dot<const W: usize, const R: usize>(&self, first: usize, x: &[ActRow; R]) -> [[f32; R]; W] {
+        backend::dot_q8::<W, R>(&std::array::from_fn(|i| self.row(first + i)), x)
+    }
+
+    fn dequantize_row(&self, j: usize, out: &mut [f32]) {
+        let row = self.row(j);
+        for ((qs, d), out) in row
+            .qs
+            .iter()
+            .zip(row.scales)
+            .zip(out.chunks_exact_mut(BLOCK))
+        {
+            for (out, &q) in out.iter_mut().zip(qs) {
+                *out = d * q as f32;
+            }
         }
     }
 }

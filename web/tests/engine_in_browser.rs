@@ -200,18 +200,18 @@ fn pseudo_random(rows: usize, cols: usize, seed: u64) -> candle_core::Tensor {
         .expect("shape matches")
 }
 
-/// Our simd128 4-bit kernels (`marquee::kernels`) against candle's on the same weights: the
+/// Our simd128 kernels (`marquee::kernels`) against candle's on the same weights: the
 /// same products up to how the two round the activations' block scales.
 #[wasm_bindgen_test]
-fn four_bit_kernels_agree_with_candles() {
+fn quantized_kernels_agree_with_candles() {
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::Module;
-    for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1] {
-        let weights = pseudo_random(67, 96, 1);
-        let quantized = || QTensor::quantize(&weights, dtype).expect("quantizes");
-        let relaid = marquee::kernels::relay(quantized()).expect("our layout");
-        let ours = QMatMul::from_arc(std::sync::Arc::new(relaid)).expect("ours");
-        let theirs = QMatMul::from_arc(std::sync::Arc::new(quantized())).expect("candle's");
+    for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0] {
+        let weights = std::sync::Arc::new(
+            QTensor::quantize(&pseudo_random(67, 96, 1), dtype).expect("quantizes"),
+        );
+        let ours = marquee::kernels::qmatmul(weights.clone()).expect("our layout");
+        let theirs = QMatMul::from_arc(weights).expect("candle's");
         for m in [1, 5] {
             let x = pseudo_random(m, 96, 2 + m as u64);
             let a = ours.forward(&x).expect("ours").flatten_all().expect("flat");

@@ -1,0 +1,66 @@
+//! Activations quantized to 8 bits per block of 32, the other operand of the 4-bit dot
+//! products (ggml's `q8_1`: a scale per block, and the block's sum so that a weight block's
+//! offset costs one multiply instead of 32).
+
+use super::BLOCK;
+
+/// Rows of activations, each `blocks_per_row` blocks of 32 values.
+pub(crate) struct Q8Rows {
+    qs: Vec<[i8; BLOCK]>,
+    scales: Vec<f32>,
+    /// `scale × Σ qs` per block: the block's sum as the dot product sees it.
+    sums: Vec<f32>,
+    blocks_per_row: usize,
+}
+
+/// One row of [`Q8Rows`].
+#[derive(Clone, Copy)]
+pub(crate) struct ActRow<'a> {
+    pub qs: &'a [[i8; BLOCK]],
+    pub scales: &'a [f32],
+    pub sums: &'a [f32],
+}
+
+impl Q8Rows {
+    /// `x` is row-major with rows of `k` values; `k` is a multiple of 32.
+    pub fn quantize(x: &[f32], k: usize) -> Self {
+        debug_assert!(k % BLOCK == 0 && x.len() % k == 0);
+        let blocks = x.len() / BLOCK;
+        let mut qs = vec![[0i8; BLOCK]; blocks];
+        let mut scales = vec![0f32; blocks];
+        let mut sums = vec![0f32; blocks];
+        for (((block, q), scale), sum) in x
+            .chunks_exact(BLOCK)
+            .zip(&mut qs)
+            .zip(&mut scales)
+            .zip(&mut sums)
+        {
+            let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let inverse = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let mut total = 0i32;
+            for (q, v) in q.iter_mut().zip(block) {
+                // Ties to even, as ggml's AVX code rounds (and a single SIMD instruction).
+                *q = (v * inverse).round_ties_even() as i8;
+                total += *q as i32;
+            }
+            *scale = d;
+            *sum = d * total as f32;
+        }
+        Self {
+            qs,
+            scales,
+            sums,
+            blocks_per_row: k / BLOCK,
+        }
+    }
+
+    pub fn row(&self, i: usize) -> ActRow<'_> {
+        let blocks = i * self.blocks_per_row..(i + 1) * self.blocks_per_row;
+        ActRow {
+            qs: &self.qs[blocks.clone()],
+            scales: &self.scales[blocks.clone()],
+            sums: &self.sums[blocks],
+        }
+    }
+}

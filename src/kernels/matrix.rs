@@ -1,0 +1,173 @@
+//! What our weight matrices share: the matmul driver (activation quantization, tiling,
+//! threads) and the candle custom op that runs it. A format only says how to read its rows.
+
+use candle_core::quantized::GgmlDType;
+use candle_core::{CpuStorage, CustomOp1, Layout, Result as CandleResult, Shape};
+
+use super::activations::{ActRow, Q8Rows};
+use super::BLOCK;
+
+/// A weight matrix in one of our layouts, rows of `row_blocks()` blocks of 32 values.
+pub(crate) trait BlockRows: Send + Sync {
+    /// The GGUF dtype it was read from (what candle reports).
+    fn dtype(&self) -> GgmlDType;
+    fn rows(&self) -> usize;
+    fn row_blocks(&self) -> usize;
+    /// The `W × R` dot products of weight rows `first..first + W` with `x`: a tile, so each
+    /// block is loaded and unpacked once for several products and the accumulators form
+    /// independent dependency chains.
+    fn dot<const W: usize, const R: usize>(&self, first: usize, x: &[ActRow; R]) -> [[f32; R]; W];
+    /// Row `j` as floats into `out`.
+    fn dequantize_row(&self, j: usize, out: &mut [f32]);
+}
+
+/// A [`BlockRows`] as a candle op: `x.apply_op1_no_bwd(&relaid)` is `x @ Wᵀ`. Our own op
+/// rather than a `QTensor` storage: candle's quantized matmul may repack a q8_0 or q4_0
+/// tensor's bytes for its own kernels (AVX-512 VNNI, Arm dot-product), reading them as
+/// GGUF blocks, which ours are not.
+pub(crate) struct Relaid<M>(pub M);
+
+impl<M: BlockRows> Relaid<M> {
+    /// `dst` (m × n) = `lhs` (m × k) × weightsᵀ.
+    fn matmul(
+        &self,
+        (m, k, n): (usize, usize, usize),
+        lhs: &[f32],
+        dst: &mut [f32],
+    ) -> CandleResult<()> {
+        let w = &self.0;
+        if k != w.row_blocks() * BLOCK || n != w.rows() || lhs.len() != m * k || dst.len() < m * n {
+            candle_core::bail!(
+                "{:?} matmul: ({m}×{k}) × ({}×{})ᵀ into {} values",
+                w.dtype(),
+                w.rows(),
+                w.row_blocks() * BLOCK,
+                dst.len()
+            );
+        }
+        let x = Q8Rows::quantize(lhs, k);
+        if m == 1 {
+            // Decode: one activation row against every weight row, four weight rows at a
+            // time, in chunks split across threads.
+            let x = [x.row(0)];
+            for_each_chunk(&mut dst[..n], 64, n * k, |first, out| {
+                let done = first + out.len() / 4 * 4;
+                let mut quads = out.chunks_exact_mut(4);
+                for (q, out) in quads.by_ref().enumerate() {
+                    let values = w.dot::<4, 1>(first + 4 * q, &x);
+                    for (out, value) in out.iter_mut().zip(values) {
+                        *out = value[0];
+                    }
+                }
+                for (i, out) in quads.into_remainder().iter_mut().enumerate() {
+                    *out = w.dot::<1, 1>(done + i, &x)[0][0];
+                }
+            });
+        } else {
+            // Prefill: tiles of four activation rows, so each weight block is unpacked once
+            // per four rows; every tile writes four whole rows of `dst`.
+            for_each_chunk(&mut dst[..m * n], 4 * n, m * n * k, |first, out| {
+                let first_row = first / n;
+                match out.len() / n {
+                    4 => self.tile::<4>(&x, first_row, out),
+                    3 => self.tile::<3>(&x, first_row, out),
+                    2 => self.tile::<2>(&x, first_row, out),
+                    _ => self.tile::<1>(&x, first_row, out),
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn tile<const R: usize>(&self, x: &Q8Rows, first_row: usize, out: &mut [f32]) {
+        let n = self.0.rows();
+        let rows: [ActRow; R] = std::array::from_fn(|r| x.row(first_row + r));
+        let mut store = |j: usize, values: [f32; R]| {
+            for (r, value) in values.into_iter().enumerate() {
+                out[r * n + j] = value;
+            }
+        };
+        // Two weight rows by R activation rows per step: 2R accumulators fit in registers.
+        for j in (0..n / 2 * 2).step_by(2) {
+            let [a, b] = self.0.dot::<2, R>(j, &rows);
+            store(j, a);
+            store(j + 1, b);
+        }
+        if n % 2 == 1 {
+            store(n - 1, self.0.dot::<1, R>(n - 1, &rows)[0]);
+        }
+    }
+}
+
+/// Runs `f(offset, piece)` over `chunk`-sized pieces of `dst`: on rayon's threads natively
+/// when there are several and the work (`macs` multiply-adds) outweighs waking them, in order
+/// otherwise (always on the one wasm thread). Handing a job to rayon's pool costs tens of µs
+/// when its threads sleep, as much as a decode step's whole 576 × 576 matmul.
+fn for_each_chunk(
+    dst: &mut [f32],
+    chunk: usize,
+    macs: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
+    #[cfg(not(target_arch = "wasm32"))]
+    if macs >= PARALLEL_MACS && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        dst.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, out)| f(i * chunk, out));
+        return;
+    }
+    let _ = macs;
+    for (i, out) in dst.chunks_mut(chunk).enumerate() {
+        f(i * chunk, out);
+    }
+}
+
+/// Below this many multiply-adds a matmul runs on the calling thread (measured with
+/// `benches/kernels.rs`: a 576 × 1536 decode matmul is about 1M).
+#[cfg(not(target_arch = "wasm32"))]
+const PARALLEL_MACS: usize = 1 << 21;
+
+impl<M: BlockRows> Relaid<M> {
+    /// Rows `ids` as floats, one after another.
+    pub fn rows_of(&self, ids: &[u32]) -> CandleResult<Vec<f32>> {
+        let width = self.0.row_blocks() * BLOCK;
+        let mut out = vec![0f32; ids.len() * width];
+        for (&id, out) in ids.iter().zip(out.chunks_exact_mut(width)) {
+            if id as usize >= self.0.rows() {
+                candle_core::bail!("row {id} is out of range for {} rows", self.0.rows());
+            }
+            self.0.dequantize_row(id as usize, out);
+        }
+        Ok(out)
+    }
+
+    pub fn dims(&self) -> (usize, usize) {
+        (self.0.rows(), self.0.row_blocks() * BLOCK)
+    }
+}
+
+impl<M: BlockRows> CustomOp1 for Relaid<M> {
+    fn name(&self) -> &'static str {
+        "marquee-quantized-matmul"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> CandleResult<(CpuStorage, Shape)> {
+        let (n, k) = self.dims();
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("quantized matmul: the input is not contiguous");
+        };
+        let mut dims = layout.shape().dims().to_vec();
+        if dims.last() != Some(&k) {
+            candle_core::bail!("quantized matmul: input {dims:?} against {n}×{k} weights");
+        }
+        let x = &storage.as_slice::<f32>()?[start..end];
+        let m = x.len() / k;
+        let mut dst = vec![0f32; m * n];
+        self.matmul((m, k, n), x, &mut dst)?;
+        if let Some(last) = dims.last_mut() {
+            *last = n;
+        }
+        Ok((CpuStorage::F32(dst), Shape::from(dims)))
+    }
+}
