@@ -133,6 +133,12 @@ pub fn retrieved_examples<'a>(
         .collect())
 }
 
+/// How every prompt begins, whatever the idea, examples or style: the system turn and the
+/// opening of the user turn. [`crate::generate::Generator::prime`] runs it ahead of time.
+pub fn prompt_prefix() -> String {
+    format!("{}<|im_start|>user\n", turn("system", SYSTEM_PROMPT))
+}
+
 fn turn(role: &str, content: &str) -> String {
     format!("<|im_start|>{role}\n{content}<|im_end|>\n")
 }
@@ -342,6 +348,24 @@ mod tests {
             let err =
                 build_prompt(&huge, &[], style, Budget::default(), &words).expect_err("too long");
             assert!(matches!(err, Error::QueryTooLong { .. }));
+        }
+    }
+
+    #[test]
+    fn every_prompt_starts_with_the_prefix() {
+        let jaws = movie("Jaws", "A shark.", Some("Don't go in the water."));
+        let ex = [Example {
+            movie: &jaws,
+            index: None,
+            similarity: None,
+        }];
+        for style in [PromptStyle::Exchanges, PromptStyle::TaglineList] {
+            for examples in [&ex[..], &[]] {
+                let (prompt, _) =
+                    build_prompt("a squid", examples, style, Budget::default(), &words)
+                        .expect("fits");
+                assert!(prompt.starts_with(&prompt_prefix()), "{prompt}");
+            }
         }
     }
 

@@ -207,3 +207,63 @@ fn sampling_is_reproducible_and_cancellable() {
     assert_eq!(cancelled.stop, marquee::generate::StopReason::Cancelled);
     assert!(cancelled.tokens.len() < a.tokens.len().max(3));
 }
+
+/// After `prime`, prompts that start with the primed system turn prefill only the rest,
+/// and write what a fresh generator writes; the same prompt and seed give the same tagline
+/// however often they run and whatever ran in between.
+#[test]
+fn a_primed_prefix_skips_its_prefill_and_changes_nothing_else() {
+    use marquee::tagline::prompt_prefix;
+
+    let chat = |idea: &str| {
+        format!(
+            "{}Overview: {idea}<|im_end|>\n<|im_start|>assistant\n",
+            prompt_prefix()
+        )
+    };
+    let run = |g: &mut Generator, prompt: &[u32], params: &SamplingParams| {
+        g.generate(prompt, params, |_| ControlFlow::Continue(()))
+            .expect("runs")
+    };
+    let greedy = SamplingParams::greedy(12);
+    let mut fresh = generator();
+    let prompt = fresh
+        .encode(&chat("A robot butler learns to cook."))
+        .expect("encodes");
+    let other = fresh
+        .encode(&chat("Two rival magicians."))
+        .expect("encodes");
+    let prefix = fresh.encode(&prompt_prefix()).expect("encodes");
+    assert!(prompt.starts_with(&prefix) && other.starts_with(&prefix));
+    let want = run(&mut fresh, &prompt, &greedy);
+    assert_eq!(want.cached_prompt_tokens, 0);
+
+    let mut g = generator();
+    g.prime(&prefix).expect("primes");
+    let primed = run(&mut g, &prompt, &greedy);
+    assert_eq!(primed.cached_prompt_tokens, prefix.len());
+    assert_eq!(primed.tokens, want.tokens);
+
+    let sampled = SamplingParams {
+        max_tokens: 12,
+        stop_at_newline: false,
+        ..SamplingParams::default()
+    };
+    let first = run(&mut g, &prompt, &sampled);
+    assert_eq!(
+        run(&mut g, &other, &sampled).cached_prompt_tokens,
+        prefix.len()
+    );
+    let again = run(&mut g, &prompt, &sampled);
+    assert_eq!(again.cached_prompt_tokens, prefix.len());
+    assert_eq!(
+        again.tokens, first.tokens,
+        "same prompt and seed, same tagline"
+    );
+    // A prompt without the prefix runs whole, and the prefix is restored for the next one.
+    let plain = g
+        .encode("<|im_start|>user\nHi<|im_end|>\n")
+        .expect("encodes");
+    assert_eq!(run(&mut g, &plain, &greedy).cached_prompt_tokens, 0);
+    assert_eq!(run(&mut g, &prompt, &sampled).tokens, first.tokens);
+}

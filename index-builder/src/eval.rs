@@ -17,7 +17,7 @@ use marquee::eval::{copies_an_example, corpus_bleu, distinct_2, mean_words, roug
 use marquee::generate::{requantize_gguf, Generator, SamplingParams};
 use marquee::index::SearchMode;
 use marquee::retriever::Retriever;
-use marquee::tagline::{build_prompt, select_examples, Budget, Examples};
+use marquee::tagline::{build_prompt, prompt_prefix, select_examples, Budget, Examples};
 
 use crate::tagline::PromptArg;
 
@@ -94,6 +94,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         bytes = requantize_gguf(&bytes, GgmlDType::Q4_1, parse_gguf_dtype(dtype)?)?;
     }
     let mut generator = Generator::from_llama_gguf(&bytes)?;
+    // As the page does: every prompt then prefills only what follows the system turn.
+    generator.prime(&generator.encode(&prompt_prefix())?)?;
     let held = held_out(&retriever, args.holdout);
     anyhow::ensure!(
         held.len() == args.holdout,

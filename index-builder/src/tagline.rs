@@ -11,7 +11,9 @@ use clap::{Args, ValueEnum};
 use marquee::generate::{Generator, SamplingParams};
 use marquee::index::SearchMode;
 use marquee::retriever::Retriever;
-use marquee::tagline::{build_prompt, select_examples, Budget, Examples, PromptStyle};
+use marquee::tagline::{
+    build_prompt, prompt_prefix, select_examples, Budget, Examples, PromptStyle,
+};
 
 use crate::paths;
 
@@ -99,6 +101,8 @@ pub fn run(args: TaglineArgs) -> anyhow::Result<()> {
     })?;
     let mut generator = Generator::from_llama_gguf(&bytes)
         .with_context(|| format!("cannot load the generator {}", model_path.display()))?;
+    // As the page does, so that the same idea and seed give the page's tagline.
+    generator.prime(&generator.encode(&prompt_prefix())?)?;
 
     let how = match args.examples {
         ExampleSource::Retrieved => Examples::Retrieved {

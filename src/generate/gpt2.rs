@@ -248,6 +248,20 @@ impl Gpt2 {
         &self.config
     }
 
+    /// Keeps the first `len` cached positions.
+    pub fn truncate_kv_cache(&mut self, len: usize) -> Result<()> {
+        for block in &mut self.blocks {
+            block.cache = match block.cache.take() {
+                Some((k, v)) if len > 0 => {
+                    let keep = len.min(k.dim(2)?);
+                    Some((k.narrow(2, 0, keep)?, v.narrow(2, 0, keep)?))
+                }
+                _ => None,
+            };
+        }
+        Ok(())
+    }
+
     pub fn clear_kv_cache(&mut self) {
         for block in &mut self.blocks {
             block.cache = None;

@@ -277,6 +277,14 @@ impl Llama {
         &self.config
     }
 
+    /// Keeps the first `len` cached positions; later appends overwrite the rest in place.
+    pub fn truncate_kv_cache(&mut self, len: usize) {
+        for layer in &mut self.layers {
+            layer.keys.len = layer.keys.len.min(len);
+            layer.values.len = layer.values.len.min(len);
+        }
+    }
+
     pub fn clear_kv_cache(&mut self) {
         for layer in &mut self.layers {
             layer.keys = Cache::default();

@@ -98,6 +98,8 @@ pub struct Generation {
     pub text: String,
     pub tokens: Vec<u32>,
     pub prompt_tokens: usize,
+    /// Prompt tokens found in the KV cache, which needed no prefill.
+    pub cached_prompt_tokens: usize,
     pub stop: StopReason,
 }
 
@@ -107,6 +109,8 @@ pub trait CausalLm {
     /// tokens already in the cache.
     fn next_logits(&mut self, ids: &Tensor, position: usize) -> Result<Tensor>;
     fn clear_cache(&mut self);
+    /// Keeps only the first `len` cached positions (0 clears the cache).
+    fn truncate_cache(&mut self, len: usize) -> Result<()>;
 }
 
 /// Runs one forward pass on candle's own thread pool natively. A pass is hundreds of small
@@ -128,6 +132,11 @@ impl CausalLm for Llama {
     fn clear_cache(&mut self) {
         self.clear_kv_cache();
     }
+
+    fn truncate_cache(&mut self, len: usize) -> Result<()> {
+        self.truncate_kv_cache(len);
+        Ok(())
+    }
 }
 
 impl CausalLm for Gpt2 {
@@ -138,11 +147,20 @@ impl CausalLm for Gpt2 {
     fn clear_cache(&mut self) {
         self.clear_kv_cache();
     }
+
+    fn truncate_cache(&mut self, len: usize) -> Result<()> {
+        self.truncate_kv_cache(len)
+    }
 }
 
 /// A language model with its tokenizer: SmolLM2 (llama GGUF) or GPT-2.
 pub struct Generator {
     model: Box<dyn CausalLm>,
+    /// The tokens whose keys and values are in the model's cache, in order.
+    cached: Vec<u32>,
+    /// The prefix set by [`Generator::prime`]: prompts that start with it prefill only the
+    /// rest.
+    primed: Vec<u32>,
     tokenizer: Tokenizer,
     end_tokens: Vec<u32>,
     context_length: usize,
@@ -155,6 +173,8 @@ impl Generator {
         let end_tokens = tokenizer.token_to_id("<|endoftext|>").into_iter().collect();
         Self {
             model: Box::new(model),
+            cached: Vec::new(),
+            primed: Vec::new(),
             tokenizer,
             end_tokens,
             context_length,
@@ -190,6 +210,8 @@ impl Generator {
         Ok(Self {
             context_length: model.config().context_length,
             model: Box::new(model),
+            cached: Vec::new(),
+            primed: Vec::new(),
             tokenizer,
             end_tokens,
         })
@@ -222,6 +244,7 @@ impl Generator {
             ));
         }
         self.model.clear_cache();
+        self.cached.clear();
         let mut choices = Vec::with_capacity(forced.len());
         let mut input = Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?;
         let mut position = 0;
@@ -271,18 +294,79 @@ impl Generator {
                 self.context_length
             )));
         }
-        self.model.clear_cache();
+        let reuse = self.reuse_cache(prompt)?;
         Ok(Decoding {
             params: params.clone(),
             sampler: params.logits_processor(),
             history: prompt.to_vec(),
             prompt_tokens: prompt.len(),
+            cached_prompt_tokens: reuse,
             generated: Vec::new(),
             text: String::new(),
-            next_input: prompt.to_vec(),
-            position: 0,
+            next_input: prompt[reuse..].to_vec(),
+            position: reuse,
             stop: None,
         })
+    }
+
+    /// Readies the cache for `tokens` and returns how many of them it already holds (those
+    /// need no prefill): the primed prefix when `tokens` starts with it, else none. Only that
+    /// fixed prefix is reused, never "whatever matches": a token's numbers depend slightly on
+    /// which tokens share its batch (summation order in the attention matmuls, magnified by
+    /// int8 activation rounding), so always splitting a prompt the same way keeps "same
+    /// prompt, same seed, same tagline" true.
+    fn reuse_cache(&mut self, tokens: &[u32]) -> Result<usize> {
+        let primed = self.primed.len();
+        if primed == 0 || tokens.len() <= primed || !tokens.starts_with(&self.primed) {
+            self.forget_cache();
+            return Ok(0);
+        }
+        if self.cached.starts_with(&self.primed) {
+            if let Err(e) = self.model.truncate_cache(primed) {
+                self.forget_cache();
+                return Err(e);
+            }
+            self.cached.truncate(primed);
+        } else {
+            self.forget_cache();
+            let prefix = self.primed.clone();
+            self.run(&prefix, 0)?;
+        }
+        Ok(primed)
+    }
+
+    fn forget_cache(&mut self) {
+        self.model.clear_cache();
+        self.cached.clear();
+    }
+
+    /// Runs `prefix` (token ids) into the cache ahead of time; from then on prompts that
+    /// start with it prefill only the rest. The page primes the system turn while it loads.
+    pub fn prime(&mut self, prefix: &[u32]) -> Result<()> {
+        self.forget_cache();
+        self.primed.clear();
+        if prefix.is_empty() || prefix.len() >= self.context_length {
+            return Ok(());
+        }
+        self.run(prefix, 0)?;
+        self.primed = prefix.to_vec();
+        Ok(())
+    }
+
+    /// The model on `ids` at `position`, keeping `cached` in step with its cache (and both
+    /// empty if the model fails part-way).
+    fn run(&mut self, ids: &[u32], position: usize) -> Result<Tensor> {
+        let input = Tensor::new(ids, &Device::Cpu)?.unsqueeze(0)?;
+        match self.model.next_logits(&input, position) {
+            Ok(logits) => {
+                self.cached.extend_from_slice(ids);
+                Ok(logits)
+            }
+            Err(e) => {
+                self.forget_cache();
+                Err(e)
+            }
+        }
     }
 }
 
@@ -306,6 +390,7 @@ pub struct Decoding {
     sampler: LogitsProcessor,
     history: Vec<u32>,
     prompt_tokens: usize,
+    cached_prompt_tokens: usize,
     generated: Vec<u32>,
     text: String,
     /// Tokens to feed next: the whole prompt first (prefill), then each sampled token.
@@ -324,8 +409,7 @@ impl Decoding {
             self.stop = Some(StopReason::MaxTokens);
             return Ok(Step::Finished);
         }
-        let input = Tensor::new(self.next_input.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
-        let logits = generator.model.next_logits(&input, self.position)?;
+        let logits = generator.run(&self.next_input, self.position)?;
         self.position += self.next_input.len();
         let logits = if self.params.repeat_penalty != 1.0 {
             let start = self.history.len().saturating_sub(self.params.repeat_last_n);
@@ -398,11 +482,17 @@ impl Decoding {
         self.prompt_tokens
     }
 
+    /// Prompt tokens found in the KV cache, which needed no prefill.
+    pub fn cached_prompt_tokens(&self) -> usize {
+        self.cached_prompt_tokens
+    }
+
     pub fn into_generation(self) -> Generation {
         Generation {
             text: self.text,
             tokens: self.generated,
             prompt_tokens: self.prompt_tokens,
+            cached_prompt_tokens: self.cached_prompt_tokens,
             stop: self.stop.unwrap_or(StopReason::MaxTokens),
         }
     }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use marquee::bundle::{part, Manifest};
 use marquee::generate::{Decoding, Generator, SamplingParams, Step};
 use marquee::retriever::Retriever;
-use marquee::tagline::{build_prompt, retrieved_examples, Budget, PromptStyle};
+use marquee::tagline::{build_prompt, prompt_prefix, retrieved_examples, Budget, PromptStyle};
 use marquee::Error;
 use protocol::{Event, MovieHit, QueryRequest, MAX_K, MAX_NEW_TOKENS};
 use serde::Serialize;
@@ -133,7 +133,14 @@ impl Session {
         })
         .map_err(js_error)?;
         self.generator = match generator {
-            Some(bytes) => Some(Generator::from_llama_gguf(&bytes).map_err(js_error)?),
+            Some(bytes) => {
+                let mut generator = Generator::from_llama_gguf(&bytes).map_err(js_error)?;
+                // The system turn every prompt starts with goes into the KV cache now, while
+                // the page still shows "loading", instead of into the first tagline's wait.
+                let prefix = generator.encode(&prompt_prefix()).map_err(js_error)?;
+                generator.prime(&prefix).map_err(js_error)?;
+                Some(generator)
+            }
             None => None,
         };
         let loaded = Loaded {
@@ -283,9 +290,10 @@ impl Session {
             text: generation.text.trim().to_string(),
             tokens,
             prompt_tokens: generation.prompt_tokens,
+            cached_prompt_tokens: generation.cached_prompt_tokens,
             ttft_ms: first - running.started_ms,
             prefill_tokens_per_s: per_second(
-                generation.prompt_tokens,
+                generation.prompt_tokens - generation.cached_prompt_tokens,
                 first - running.prefill_started_ms,
             ),
             decode_tokens_per_s: per_second(tokens.saturating_sub(1), now - first),

@@ -81,6 +81,8 @@ pub enum Event {
         text: String,
         tokens: usize,
         prompt_tokens: usize,
+        /// Prompt tokens already in the KV cache (no prefill needed).
+        cached_prompt_tokens: usize,
         ttft_ms: f64,
         prefill_tokens_per_s: f64,
         decode_tokens_per_s: f64,
