@@ -41,7 +41,7 @@ fn main() -> marquee::Result<()> {
     for (dtype, shapes) in [
         (GgmlDType::Q4_0, &matrices[..]),
         (GgmlDType::Q4_1, &matrices[..]),
-        (GgmlDType::Q8_0, &[(49152, 576)][..]),
+        (GgmlDType::Q8_0, &[(1536, 576), (49152, 576)][..]),
     ] {
         for &(out, inp) in shapes {
             let w = Tensor::randn(0f32, 1.0, (out, inp), &device)?;

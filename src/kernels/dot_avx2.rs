@@ -100,9 +100,10 @@ fn dot_q8_with_features<const W: usize, const R: usize>(
     for b in 0..x[0].qs.len() {
         let activations: [__m256i; R] = std::array::from_fn(|r| load_32(&x[r].qs[b]));
         for i in 0..W {
-            let weights = load_32(&w[i].qs[b]);
+            let block = &w[i].blocks[b];
+            let weights = load_32(&block.qs);
             let magnitudes = _mm256_sign_epi8(weights, weights);
-            let d = w[i].scales[b];
+            let d = block.scale;
             for r in 0..R {
                 let signed = _mm256_sign_epi8(activations[r], weights);
                 let products = _mm256_maddubs_epi16(magnitudes, signed);

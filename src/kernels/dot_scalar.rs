@@ -34,14 +34,15 @@ pub(crate) fn dot_q8<const W: usize, const R: usize>(
 ) -> [[f32; R]; W] {
     let mut out = [[0f32; R]; W];
     for (w, out) in w.iter().zip(&mut out) {
-        for (b, qs) in w.qs.iter().enumerate() {
+        for (b, block) in w.blocks.iter().enumerate() {
             for (acc, x) in out.iter_mut().zip(x) {
-                let s: i32 = qs
+                let s: i32 = block
+                    .qs
                     .iter()
                     .zip(&x.qs[b])
                     .map(|(&a, &b)| a as i32 * b as i32)
                     .sum();
-                *acc += w.scales[b] * x.scales[b] * s as f32;
+                *acc += block.scale * x.scales[b] * s as f32;
             }
         }
     }

@@ -114,8 +114,9 @@ pub(crate) fn dot_q8<const W: usize, const R: usize>(
     for b in 0..x[0].qs.len() {
         let activations: [[v128; 4]; R] = std::array::from_fn(|r| widen(&x[r].qs[b]));
         for i in 0..W {
-            let weights = widen(&w[i].qs[b]);
-            let d = w[i].scales[b];
+            let block = &w[i].blocks[b];
+            let weights = widen(&block.qs);
+            let d = block.scale;
             for r in 0..R {
                 let sums = dot_32(&weights, &activations[r]);
                 let scale = f32x4_splat(d * x[r].scales[b]);

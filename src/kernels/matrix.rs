@@ -47,20 +47,14 @@ impl<M: BlockRows> Relaid<M> {
         }
         let x = Q8Rows::quantize(lhs, k);
         if m == 1 {
-            // Decode: one activation row against every weight row, four weight rows at a
-            // time, in chunks split across threads.
+            // Decode: one activation row against every weight row, row after row, so the
+            // weights stream through memory in order (the LM head's 32 MB come from DRAM at
+            // every token; interleaving four short rows was 2-4× slower there, measured by
+            // benches/kernels.rs), in chunks split across threads.
             let x = [x.row(0)];
             for_each_chunk(&mut dst[..n], 64, n * k, |first, out| {
-                let done = first + out.len() / 4 * 4;
-                let mut quads = out.chunks_exact_mut(4);
-                for (q, out) in quads.by_ref().enumerate() {
-                    let values = w.dot::<4, 1>(first + 4 * q, &x);
-                    for (out, value) in out.iter_mut().zip(values) {
-                        *out = value[0];
-                    }
-                }
-                for (i, out) in quads.into_remainder().iter_mut().enumerate() {
-                    *out = w.dot::<1, 1>(done + i, &x)[0][0];
+                for (i, out) in out.iter_mut().enumerate() {
+                    *out = w.dot::<1, 1>(first + i, &x)[0][0];
                 }
             });
         } else {
