@@ -266,7 +266,11 @@ function summarizeQuery(events, clicked, mode) {
     stop: done?.data.stop ?? null,
     text: done?.data.text ?? null,
     ttft_ms: done?.data.ttft_ms ?? null, // from the query's start: embedding + search + prefill
-    prefill_ms: done?.data.prefill_tokens_per_s ? (done.data.prompt_tokens / done.data.prefill_tokens_per_s) * 1000 : null,
+    // Only the tokens after the primed system turn are prefilled (the rest is in the KV cache).
+    cached_prompt_tokens: done?.data.cached_prompt_tokens ?? 0,
+    prefill_ms: done?.data.prefill_tokens_per_s
+      ? ((done.data.prompt_tokens - (done.data.cached_prompt_tokens ?? 0)) / done.data.prefill_tokens_per_s) * 1000
+      : null,
     prefill_tok_s: done?.data.prefill_tokens_per_s ?? null,
     decode_tok_s: done?.data.decode_tokens_per_s ?? null,
     wall_click_to_retrieved_ms: retrieved ? retrieved.t - clicked : null,
@@ -461,6 +465,7 @@ const ROWS = [
   ['Search, HNSW / exact (median)',
     (o) => `${fmt(medianOf(q(o), 'search_ms'), 2, ' ms')} / ${fmt(medianOf(q(o), 'exact_search_ms'), 2, ' ms')}`, null],
   ['Prompt tokens (median)', (o) => fmt(medianOf(q(o), 'prompt_tokens'), 0), (x) => fmt(medianOf(x.runs, 'prompt_tokens'), 0)],
+  ['of them already in the KV cache (median)', (o) => fmt(medianOf(q(o), 'cached_prompt_tokens'), 0), (x) => fmt(medianOf(x.runs, 'cached_prompt_tokens'), 0)],
   ['Tokens generated (median; each run)',
     (o) => `${fmt(medianOf(q(o), 'tokens'), 0)} (${q(o).map((r) => r.tokens).join(', ')})`,
     (x) => `${fmt(medianOf(x.runs, 'tokens'), 0)} (${x.runs.map((r) => r.tokens).join(', ')})`],
