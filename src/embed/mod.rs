@@ -7,7 +7,7 @@ mod quantize;
 mod weights;
 
 pub use quantize::{parse_gguf_dtype, quantize_bert};
-pub use weights::{BertConfig, Weights};
+pub use weights::{BertConfig, GgufTensors, Weights};
 
 use candle_core::Tensor;
 use tokenizers::{Tokenizer, TruncationParams};

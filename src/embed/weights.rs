@@ -206,14 +206,6 @@ impl Weights {
             .ok_or_else(|| Error::ModelFile(format!("weights have no tensor {name:?}")))
     }
 
-    /// Removes a tensor, handing it over: a model that builds its matmuls from taken
-    /// tensors frees each one's GGUF blocks once converted (see `kernels::qmatmul`).
-    pub fn take(&mut self, name: &str) -> Result<Arc<QTensor>> {
-        self.tensors
-            .remove(name)
-            .ok_or_else(|| Error::ModelFile(format!("weights have no tensor {name:?}")))
-    }
-
     /// A weight matrix for `x @ W^T`, on our kernels when stored in a format we have them
     /// for (converted; the weights keep their copy); stays quantized when stored quantized.
     pub fn matmul(&self, name: &str) -> Result<Matmul> {
@@ -223,5 +215,47 @@ impl Weights {
     /// A small tensor (bias, LayerNorm) as f32.
     pub fn f32(&self, name: &str) -> Result<Tensor> {
         Ok(self.get(name)?.dequantize(&self.device)?)
+    }
+}
+
+/// A GGUF file's tensors, each read from the file's bytes only when taken: a model that
+/// converts every matrix as it goes (the llama loader) then holds the file and its own
+/// layout, never a third copy of all the weights in candle's.
+pub struct GgufTensors<'a> {
+    content: gguf_file::Content,
+    reader: Cursor<&'a [u8]>,
+}
+
+impl<'a> GgufTensors<'a> {
+    pub fn read(bytes: &'a [u8]) -> Result<Self> {
+        let mut reader = Cursor::new(bytes);
+        let content = gguf_file::Content::read(&mut reader)
+            .map_err(|e| Error::ModelFile(format!("not a readable GGUF file: {e}")))?;
+        Ok(Self { content, reader })
+    }
+
+    pub fn metadata(&self) -> &HashMap<String, gguf_file::Value> {
+        &self.content.metadata
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.content.tensor_infos.contains_key(name)
+    }
+
+    /// The tensor, as stored, read now.
+    pub fn take(&mut self, name: &str) -> Result<Arc<QTensor>> {
+        if !self.contains(name) {
+            return Err(Error::ModelFile(format!("weights have no tensor {name:?}")));
+        }
+        Ok(Arc::new(self.content.tensor(
+            &mut self.reader,
+            name,
+            &Device::Cpu,
+        )?))
+    }
+
+    /// A small tensor (a norm's weights) as f32.
+    pub fn f32(&mut self, name: &str) -> Result<Tensor> {
+        Ok(self.take(name)?.dequantize(&Device::Cpu)?)
     }
 }

@@ -14,7 +14,7 @@ use candle_core::{Device, Module, Tensor};
 use candle_nn::ops::{rms_norm, silu, softmax_last_dim};
 use candle_nn::rotary_emb::rope_i;
 
-use crate::embed::Weights;
+use crate::embed::GgufTensors;
 use crate::error::{Error, Result};
 use crate::kernels::{qmatmul, Matmul};
 
@@ -235,25 +235,25 @@ pub struct Llama {
 }
 
 impl Llama {
-    /// From a GGUF's tensors and metadata (`Weights::from_gguf_with_metadata`).
-    pub fn new(mut weights: Weights, metadata: &HashMap<String, Value>) -> Result<Self> {
+    /// From a GGUF's tensors, read and converted one at a time, and its metadata.
+    pub fn new(weights: &mut GgufTensors, metadata: &HashMap<String, Value>) -> Result<Self> {
         let config = LlamaConfig::from_metadata(metadata)?;
-        // Taken out of `weights`, so each is relaid without a copy and candle's blocks are
-        // freed as we go: the peak is the file plus one layout, not two.
-        let matrix = |w: &mut Weights, name: &str| qmatmul(w.take(name)?);
+        // Each matrix is read and converted on its own, so candle's copy of the blocks lives
+        // only until converted: the peak is the file plus our layout, not all weights twice.
+        let matrix = |w: &mut GgufTensors, name: &str| qmatmul(w.take(name)?);
         let layers = (0..config.block_count)
             .map(|i| {
                 let p = |name: &str| format!("blk.{i}.{name}.weight");
                 Ok(Layer {
                     attn_norm: weights.f32(&p("attn_norm"))?,
-                    wq: matrix(&mut weights, &p("attn_q"))?,
-                    wk: matrix(&mut weights, &p("attn_k"))?,
-                    wv: matrix(&mut weights, &p("attn_v"))?,
-                    wo: matrix(&mut weights, &p("attn_output"))?,
+                    wq: matrix(weights, &p("attn_q"))?,
+                    wk: matrix(weights, &p("attn_k"))?,
+                    wv: matrix(weights, &p("attn_v"))?,
+                    wo: matrix(weights, &p("attn_output"))?,
                     ffn_norm: weights.f32(&p("ffn_norm"))?,
-                    gate: matrix(&mut weights, &p("ffn_gate"))?,
-                    up: matrix(&mut weights, &p("ffn_up"))?,
-                    down: matrix(&mut weights, &p("ffn_down"))?,
+                    gate: matrix(weights, &p("ffn_gate"))?,
+                    up: matrix(weights, &p("ffn_up"))?,
+                    down: matrix(weights, &p("ffn_down"))?,
                     keys: Cache::default(),
                     values: Cache::default(),
                 })
@@ -261,10 +261,10 @@ impl Llama {
             .collect::<Result<Vec<_>>>()?;
         let output = weights
             .contains("output.weight")
-            .then(|| matrix(&mut weights, "output.weight"))
+            .then(|| matrix(weights, "output.weight"))
             .transpose()?;
         Ok(Self {
-            embedding: matrix(&mut weights, "token_embd.weight")?,
+            embedding: matrix(weights, "token_embd.weight")?,
             output,
             layers,
             norm: weights.f32("output_norm.weight")?,

@@ -17,7 +17,7 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
 
-use crate::embed::Weights;
+use crate::embed::GgufTensors;
 use crate::error::{Error, Result};
 pub use gpt2::{to_gguf as gpt2_to_gguf, Gpt2, Gpt2Config};
 pub use llama::{Llama, LlamaConfig};
@@ -183,7 +183,8 @@ impl Generator {
 
     /// A llama-architecture GGUF (SmolLM2), with the tokenizer from its own metadata.
     pub fn from_llama_gguf(bytes: &[u8]) -> Result<Self> {
-        let (weights, metadata) = Weights::from_gguf_with_metadata(bytes)?;
+        let mut tensors = GgufTensors::read(bytes)?;
+        let metadata = tensors.metadata().clone();
         let arch = match metadata.get("general.architecture") {
             Some(v) => v.to_string()?.clone(),
             None => String::new(),
@@ -206,7 +207,7 @@ impl Generator {
                 }
             }
         }
-        let model = Llama::new(weights, &metadata)?;
+        let model = Llama::new(&mut tensors, &metadata)?;
         Ok(Self {
             context_length: model.config().context_length,
             model: Box::new(model),
