@@ -1,12 +1,19 @@
-//! A BERT encoder (the architecture of all-MiniLM-L6-v2) on candle.
+//! A BERT encoder (the architecture of all-MiniLM-L6-v2).
 //!
 //! candle-transformers has an f32 BERT but no quantized one, so this is written once against
-//! `kernels::Matmul`: the same code runs the f32 reference weights and the q8_0 browser weights.
-//! Query, key and value projections are fused into one matmul (fewer passes over the input).
+//! `kernels::Matmul`: the same code runs the f32 reference weights (candle's gemm) and the
+//! q8_0 browser weights (our int8 kernels). Everything between the matmuls is ours
+//! (`attention.rs`, `norm.rs`, `gelu.rs`), with every sum in one fixed order, so that the
+//! int8 path gives the same bits natively and in wasm. Query, key and value projections are
+//! fused into one matmul (one pass over the input).
 
-use candle_core::{DType, Module, Tensor, D};
-use candle_nn::LayerNorm;
+use std::sync::Arc;
 
+use candle_core::{Device, Module, Tensor};
+
+use super::attention::{attention, Shape};
+use super::gelu::gelu_erf_in_place;
+use super::norm::LayerNorm;
 use super::weights::{BertConfig, Weights};
 use crate::error::Result;
 use crate::kernels::Matmul;
@@ -14,40 +21,51 @@ use crate::kernels::Matmul;
 /// `x @ W^T + b` with a possibly quantized `W`.
 struct Linear {
     weight: Matmul,
-    bias: Tensor,
+    bias: Vec<f32>,
+    /// Input width (the matrix's columns).
+    columns: usize,
 }
 
 impl Linear {
     fn load(w: &Weights, prefix: &str) -> Result<Self> {
+        let name = format!("{prefix}.weight");
         Ok(Self {
-            weight: w.matmul(&format!("{prefix}.weight"))?,
-            bias: w.f32(&format!("{prefix}.bias"))?,
+            weight: w.matmul(&name)?,
+            bias: w.f32(&format!("{prefix}.bias"))?.to_vec1()?,
+            columns: w.get(&name)?.shape().dims2()?.1,
         })
     }
 
-    /// Leading dimensions are flattened first, so a batch is one large matmul rather than
-    /// one small matmul per sequence.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims();
-        let (rows, width) = (x.elem_count() / dims[dims.len() - 1], dims[dims.len() - 1]);
-        let y = self
+    /// `x` holds rows of the matrix's input width; a whole batch is one matmul.
+    fn forward(&self, x: &[f32]) -> Result<Vec<f32>> {
+        let input = Tensor::from_slice(x, (x.len() / self.columns, self.columns), &Device::Cpu)?;
+        let mut y = self
             .weight
-            .forward(&x.reshape((rows, width))?)?
-            .broadcast_add(&self.bias)?;
-        let mut out_dims = dims.to_vec();
-        if let Some(last) = out_dims.last_mut() {
-            *last = y.dim(1)?;
+            .forward(&input)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        for row in y.chunks_exact_mut(self.bias.len()) {
+            for (v, &b) in row.iter_mut().zip(&self.bias) {
+                *v += b;
+            }
         }
-        Ok(y.reshape(out_dims)?)
+        Ok(y)
     }
 }
 
 fn layer_norm(w: &Weights, prefix: &str, eps: f64) -> Result<LayerNorm> {
     Ok(LayerNorm::new(
-        w.f32(&format!("{prefix}.weight"))?,
-        w.f32(&format!("{prefix}.bias"))?,
+        w.f32(&format!("{prefix}.weight"))?.to_vec1()?,
+        w.f32(&format!("{prefix}.bias"))?.to_vec1()?,
         eps,
     ))
+}
+
+/// `x += residual`, element by element.
+fn add_in_place(x: &mut [f32], residual: &[f32]) {
+    for (v, &r) in x.iter_mut().zip(residual) {
+        *v += r;
+    }
 }
 
 struct Layer {
@@ -67,14 +85,16 @@ fn fused_qkv(w: &Weights, prefix: &str) -> Result<Linear> {
         .iter()
         .map(|n| w.get(&format!("{n}.weight")))
         .collect::<Result<Vec<_>>>()?;
-    let biases = names
-        .iter()
-        .map(|n| w.f32(&format!("{n}.bias")))
-        .collect::<Result<Vec<_>>>()?;
+    let mut bias = Vec::new();
+    for n in &names {
+        bias.extend(w.f32(&format!("{n}.bias"))?.to_vec1::<f32>()?);
+    }
     let weight = super::quantize::stack_rows(&weights)?;
+    let columns = weight.shape().dims2()?.1;
     Ok(Linear {
-        weight: crate::kernels::qmatmul(std::sync::Arc::new(weight))?,
-        bias: Tensor::cat(&biases, 0)?,
+        weight: crate::kernels::qmatmul(Arc::new(weight))?,
+        bias,
+        columns,
     })
 }
 
@@ -91,33 +111,25 @@ impl Layer {
         })
     }
 
-    /// `x`: (batch, tokens, hidden); `bias`: (batch, 1, 1, tokens), 0 for real tokens and a
-    /// large negative number for padding.
-    fn forward(&self, x: &Tensor, bias: &Tensor, heads: usize) -> Result<Tensor> {
-        let (b, n, h) = x.dims3()?;
-        let head_dim = h / heads;
-        let qkv = self.qkv.forward(x)?.reshape((b, n, 3, heads, head_dim))?;
-        let qkv = qkv.permute((2, 0, 3, 1, 4))?; // (3, b, heads, n, head_dim)
-        let q = (qkv.get(0)?.contiguous()? * (1.0 / (head_dim as f64).sqrt()))?;
-        let k = qkv.get(1)?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, n, h))?;
-        let attended = self
-            .attention_norm
-            .forward(&(self.attention_out.forward(&context)? + x)?)?;
-        let inner = super::gelu::gelu_erf(&self.intermediate.forward(&attended)?)?;
-        Ok(self
-            .output_norm
-            .forward(&(self.output.forward(&inner)? + attended)?)?)
+    /// `x`: (batch, tokens, hidden) as `shape` says; `mask`: (batch, tokens), 1 for real tokens.
+    fn forward(&self, x: &[f32], mask: &[u32], shape: Shape) -> Result<Vec<f32>> {
+        let context = attention(&self.qkv.forward(x)?, mask, shape);
+        let mut attended = self.attention_out.forward(&context)?;
+        add_in_place(&mut attended, x);
+        self.attention_norm.apply(&mut attended);
+        let mut inner = self.intermediate.forward(&attended)?;
+        gelu_erf_in_place(&mut inner);
+        let mut out = self.output.forward(&inner)?;
+        add_in_place(&mut out, &attended);
+        self.output_norm.apply(&mut out);
+        Ok(out)
     }
 }
 
 pub struct Bert {
     word_embeddings: Matmul,
-    position_embeddings: Tensor,
-    token_type_zero: Tensor,
+    position_embeddings: Vec<f32>,
+    token_type_zero: Vec<f32>,
     embedding_norm: LayerNorm,
     layers: Vec<Layer>,
     config: BertConfig,
@@ -132,8 +144,14 @@ impl Bert {
         Ok(Self {
             // Quantized tables stay quantized: `embedding` dequantizes only the rows it needs.
             word_embeddings: w.matmul("embeddings.word_embeddings.weight")?,
-            position_embeddings: w.f32("embeddings.position_embeddings.weight")?,
-            token_type_zero: w.f32("embeddings.token_type_embeddings.weight")?.get(0)?,
+            position_embeddings: w
+                .f32("embeddings.position_embeddings.weight")?
+                .flatten_all()?
+                .to_vec1()?,
+            token_type_zero: w
+                .f32("embeddings.token_type_embeddings.weight")?
+                .get(0)?
+                .to_vec1()?,
             embedding_norm: layer_norm(w, "embeddings.LayerNorm", eps)?,
             layers,
             config: config.clone(),
@@ -144,35 +162,37 @@ impl Bert {
         &self.config
     }
 
-    /// `ids` and `mask` are (batch, tokens) u32 tensors; returns (batch, tokens, hidden).
+    /// `ids` and `mask` are (batch, tokens) row-major, `tokens` at most the model's
+    /// positions; returns the last hidden states, (batch, tokens, hidden) row-major.
     /// Every input uses token type 0, as sentence-transformers does for single sentences.
-    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let (_, n) = ids.dims2()?;
-        let positions = self.position_embeddings.narrow(0, 0, n)?;
-        let x = self
+    pub fn forward(&self, ids: &[u32], mask: &[u32], tokens: usize) -> Result<Vec<f32>> {
+        let hidden = self.config.hidden_size;
+        let shape = Shape {
+            batch: ids.len() / tokens.max(1),
+            tokens,
+            heads: self.config.num_attention_heads,
+            head_dim: hidden / self.config.num_attention_heads,
+        };
+        let ids = Tensor::from_slice(ids, ids.len(), &Device::Cpu)?;
+        let mut x = self
             .word_embeddings
-            .embedding(ids)?
-            .broadcast_add(&positions)?
-            .broadcast_add(&self.token_type_zero)?;
-        let mut x = self.embedding_norm.forward(&x)?;
-        // (1 - mask) * -1e4 keeps padded keys out of every softmax without producing NaNs.
-        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 1e4)?
-            .unsqueeze(1)?
-            .unsqueeze(1)?;
+            .embedding(&ids)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        for token in x.chunks_exact_mut(tokens * hidden) {
+            for (row, position) in token
+                .chunks_exact_mut(hidden)
+                .zip(self.position_embeddings.chunks_exact(hidden))
+            {
+                for ((v, &p), &t) in row.iter_mut().zip(position).zip(&self.token_type_zero) {
+                    *v = (*v + p) + t;
+                }
+            }
+        }
+        self.embedding_norm.apply(&mut x);
         for layer in &self.layers {
-            x = layer.forward(&x, &bias, self.config.num_attention_heads)?;
+            x = layer.forward(&x, mask, shape)?;
         }
         Ok(x)
     }
-}
-
-/// Mean of the token vectors over the attention mask, then L2 normalization: the
-/// sentence-transformers pooling of all-MiniLM-L6-v2. Returns (batch, hidden).
-pub fn mean_pool_normalized(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
-    let mask = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
-    let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-    let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
-    let mean = summed.broadcast_div(&counts)?;
-    let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-    Ok(mean.broadcast_div(&norm)?)
 }

@@ -1,19 +1,21 @@
 //! Sentence embeddings with all-MiniLM-L6-v2: tokenize, run BERT, mean-pool over the
 //! attention mask, L2-normalize. Matches sentence-transformers (see tests/embedding_parity.rs).
 
+mod attention;
 mod bert;
 mod gelu;
+mod norm;
 mod quantize;
 mod weights;
 
 pub use quantize::{parse_gguf_dtype, quantize_bert};
 pub use weights::{BertConfig, GgufTensors, Weights};
 
-use candle_core::Tensor;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::error::{Error, Result};
-use bert::{mean_pool_normalized, Bert};
+use bert::Bert;
+use norm::mean_pool_normalized;
 
 /// sentence-transformers' max_seq_length for all-MiniLM-L6-v2: longer inputs are truncated.
 pub const MAX_TOKENS: usize = 256;
@@ -30,16 +32,12 @@ pub enum Precision {
 }
 
 impl Precision {
-    /// The faster one on this platform. Natively, candle's int8 kernels (AVX2 / AVX-512
-    /// VNNI) win: q8_0 6 ms vs f32 21 ms per query. In wasm its int8 dot products are
-    /// slower than gemm's f32 SIMD: 107 ms vs 60 ms for a 21-token query in Chromium on
-    /// the 2-core build machine (while busy), at the cost of ~40 MB more memory.
+    /// The one the retriever runs: int8 everywhere. Natively our int8 kernels beat f32 gemm
+    /// (7 ms vs 20 ms for an 11-token query); in Chromium, for a 20-token query, 15 ms vs
+    /// 23 ms (web/tests bench, 2-core build machine), with 40 MB less memory than the
+    /// dequantized f32 copy. And this path gives the same bits on both (see `bert.rs`).
     pub fn fastest() -> Self {
-        if cfg!(target_arch = "wasm32") {
-            Self::F32
-        } else {
-            Self::AsStored
-        }
+        Self::AsStored
     }
 }
 
@@ -163,11 +161,8 @@ impl Embedder {
             mask.extend(std::iter::repeat_n(1u32, input.len()));
             mask.extend(std::iter::repeat_n(0u32, width - input.len()));
         }
-        let device = candle_core::Device::Cpu;
-        let ids = Tensor::from_vec(ids, (inputs.len(), width), &device)?;
-        let mask = Tensor::from_vec(mask, (inputs.len(), width), &device)?;
-        let hidden = self.bert.forward(&ids, &mask)?;
-        Ok(mean_pool_normalized(&hidden, &mask)?.to_vec2::<f32>()?)
+        let hidden = self.bert.forward(&ids, &mask, width)?;
+        Ok(mean_pool_normalized(&hidden, &mask, width, self.dim()))
     }
 
     /// Embeds many texts in batches of `batch_size`, shortest first (so batches pad little),

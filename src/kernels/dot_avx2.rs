@@ -6,7 +6,7 @@ use std::arch::x86_64::*;
 
 use super::activations::ActRow;
 use super::q4::WeightRow;
-use super::q8::Q8WeightRow;
+use super::q8::{tile, Q8WeightRow};
 
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -88,36 +88,73 @@ pub(crate) fn dot_q8<const W: usize, const R: usize>(
     unsafe { dot_q8_with_features::<W, R>(w, x) }
 }
 
+/// Four vectors' lane totals as one vector, `[Σa, Σb, Σc, Σd]`: integer adds, exact.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn totals_of_four([a, b, c, d]: [__m256i; 4]) -> __m128i {
+    // Two rounds of pairwise adds leave [a, b, c, d] summed within each 128-bit half.
+    let v = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v))
+}
+
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn total(v: __m256i) -> i32 {
+    let v = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b01_00_11_10>(v));
+    let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b10_11_00_01>(v));
+    _mm_cvtsi128_si32(v)
+}
+
 /// Signed × signed bytes through `vpmaddubsw` (unsigned × signed) as ggml does: |w| times x
-/// carrying w's sign.
+/// carrying w's sign. Bit-identical to `dot_scalar::dot_q8` (see there): block totals are
+/// exact integers, scaled and accumulated block after block with separate multiplies and
+/// adds (no FMA, which wasm does not have); four products share one vector of accumulators.
 #[target_feature(enable = "avx2,fma")]
 fn dot_q8_with_features<const W: usize, const R: usize>(
     w: &[Q8WeightRow; W],
     x: &[ActRow; R],
 ) -> [[f32; R]; W] {
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [[_mm256_setzero_ps(); R]; W];
+    let mut out = [[0f32; R]; W];
+    let mut acc = [_mm_setzero_ps(); 4];
+    debug_assert!(W * R <= 16);
     for b in 0..x[0].qs.len() {
         let activations: [__m256i; R] = std::array::from_fn(|r| load_32(&x[r].qs[b]));
-        for i in 0..W {
-            let block = &w[i].blocks[b];
-            let weights = load_32(&block.qs);
+        let mut sums = [[_mm256_setzero_si256(); R]; W];
+        for (i, sums) in sums.iter_mut().enumerate() {
+            let weights = load_32(&w[i].blocks[b].qs);
             let magnitudes = _mm256_sign_epi8(weights, weights);
-            let d = block.scale;
-            for r in 0..R {
-                let signed = _mm256_sign_epi8(activations[r], weights);
-                let products = _mm256_maddubs_epi16(magnitudes, signed);
-                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(products, ones));
-                let scale = _mm256_set1_ps(d * x[r].scales[b]);
-                acc[i][r] = _mm256_fmadd_ps(sums, scale, acc[i][r]);
+            for (sum, &activations) in sums.iter_mut().zip(&activations) {
+                let signed = _mm256_sign_epi8(activations, weights);
+                *sum = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitudes, signed), ones);
             }
         }
-    }
-    let mut out = [[0f32; R]; W];
-    for (out, acc) in out.iter_mut().zip(acc) {
-        for (out, acc) in out.iter_mut().zip(acc) {
-            *out = horizontal_sum(acc);
+        if W * R == 1 {
+            let scale = w[0].blocks[b].scale * x[0].scales[b];
+            out[0][0] += scale * total(sums[0][0]) as f32;
+            continue;
+        }
+        for (group, acc) in acc.iter_mut().enumerate().take(tile::groups(W, R)) {
+            let totals = totals_of_four(std::array::from_fn(|lane| {
+                tile::product::<W, R>(group, lane)
+                    .map_or(_mm256_setzero_si256(), |(i, r)| sums[i][r])
+            }));
+            let [s0, s1, s2, s3] = tile::scales(w, x, b, group);
+            *acc = _mm_add_ps(
+                *acc,
+                _mm_mul_ps(_mm_cvtepi32_ps(totals), _mm_setr_ps(s0, s1, s2, s3)),
+            );
         }
     }
-    out
+    if W * R == 1 {
+        return out;
+    }
+    let lanes = acc.map(|v| {
+        let mut lanes = [0f32; 4];
+        // SAFETY: `lanes` is 16 writable bytes; `storeu` has no alignment requirement.
+        unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), v) };
+        lanes
+    });
+    tile::unpack(lanes)
 }

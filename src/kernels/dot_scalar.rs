@@ -28,6 +28,10 @@ pub(crate) fn dot_q4<const W: usize, const R: usize, const HAS_MIN: bool>(
     out
 }
 
+/// The definition every q8_0 kernel reproduces bit for bit: per block, the exact integer
+/// sum of the 32 products, times (weight scale × activation scale), added to the running
+/// sum, block after block. Integer sums are exact in any order, and this leaves the float
+/// steps one order, so the int8 embedder gives the same vectors natively and in wasm.
 pub(crate) fn dot_q8<const W: usize, const R: usize>(
     w: &[Q8WeightRow; W],
     x: &[ActRow; R],

@@ -1,13 +1,13 @@
 //! The wasm kernels (`+simd128`, see `.cargo/config.toml`). wasm has no 8-bit dot product:
-//! each block's bytes are widened to 16-bit lanes once (weights per row, activations per
-//! block) and multiplied with `i32x4.dot_i16x8_s`, eight products per instruction. Scales
-//! are f32 already (candle converts f16 scales in software here, per block).
+//! weight bytes are widened to 16-bit lanes as they are loaded (activations come widened,
+//! see `Q8Rows`) and multiplied with `i32x4.dot_i16x8_s`, eight products per instruction.
+//! Scales are f32 already (candle converts f16 scales in software here, per block).
 
 use core::arch::wasm32::*;
 
 use super::activations::ActRow;
 use super::q4::WeightRow;
-use super::q8::Q8WeightRow;
+use super::q8::{tile, Q8WeightRow};
 
 #[target_feature(enable = "simd128")]
 #[inline]
@@ -18,27 +18,22 @@ fn load_16(bytes: &[u8; 16]) -> v128 {
 
 #[target_feature(enable = "simd128")]
 #[inline]
-fn load_halves(bytes: &[i8; 32]) -> (v128, v128) {
-    // SAFETY: `bytes` is 32 readable bytes; both loads stay inside it, unaligned is fine.
-    unsafe {
-        (
-            v128_load(bytes.as_ptr().cast()),
-            v128_load(bytes.as_ptr().add(16).cast()),
-        )
-    }
+fn load_half(bytes: &[i8; 32], half: usize) -> v128 {
+    assert!(half < 2);
+    // SAFETY: `half` is 0 or 1, so the 16 bytes read lie inside `bytes`; unaligned is fine.
+    unsafe { v128_load(bytes.as_ptr().add(16 * half).cast()) }
 }
 
-/// A block's 32 signed bytes as four vectors of 16-bit lanes.
+/// Values `16 × half .. 16 × half + 16` of a widened activation block, as two vectors.
 #[target_feature(enable = "simd128")]
 #[inline]
-fn widen(bytes: &[i8; 32]) -> [v128; 4] {
-    let (low, high) = load_halves(bytes);
-    [
-        i16x8_extend_low_i8x16(low),
-        i16x8_extend_high_i8x16(low),
-        i16x8_extend_low_i8x16(high),
-        i16x8_extend_high_i8x16(high),
-    ]
+fn load_wide(values: &[i16; 32], half: usize) -> (v128, v128) {
+    assert!(half < 2);
+    // SAFETY: `half` is 0 or 1, so both 16-byte reads lie inside the 64-byte `values`.
+    unsafe {
+        let p = values.as_ptr().add(16 * half);
+        (v128_load(p.cast()), v128_load(p.add(8).cast()))
+    }
 }
 
 /// The 32 products of two widened blocks, summed into four 32-bit lanes.
@@ -70,8 +65,11 @@ pub(crate) fn dot_q4<const W: usize, const R: usize, const HAS_MIN: bool>(
     let mut acc = [[f32x4_splat(0.0); R]; W];
     let mut offsets = [[0f32; R]; W];
     for b in 0..x[0].qs.len() {
-        // Each block's bytes widened to 16 bits once, then shared by all W × R products.
-        let activations: [[v128; 4]; R] = std::array::from_fn(|r| widen(&x[r].qs[b]));
+        // Activation blocks come widened to 16 bits (`Q8Rows`), shared by all W × R products.
+        let activations: [[v128; 4]; R] = std::array::from_fn(|r| {
+            let ((a0, a1), (a2, a3)) = (load_wide(&x[r].wide[b], 0), load_wide(&x[r].wide[b], 1));
+            [a0, a1, a2, a3]
+        });
         for i in 0..W {
             let packed = load_16(&w[i].nibbles[b]);
             let low = v128_and(packed, u8x16_splat(0x0F));
@@ -105,30 +103,89 @@ pub(crate) fn dot_q4<const W: usize, const R: usize, const HAS_MIN: bool>(
     out
 }
 
+/// Four vectors' lane totals as one vector, `[Σa, Σb, Σc, Σd]`: integer adds, so exact in
+/// any order.
+#[target_feature(enable = "simd128")]
+#[inline]
+fn totals_of_four([a, b, c, d]: [v128; 4]) -> v128 {
+    let ab = i32x4_add(
+        i32x4_shuffle::<0, 4, 1, 5>(a, b),
+        i32x4_shuffle::<2, 6, 3, 7>(a, b),
+    );
+    let cd = i32x4_add(
+        i32x4_shuffle::<0, 4, 1, 5>(c, d),
+        i32x4_shuffle::<2, 6, 3, 7>(c, d),
+    );
+    i32x4_add(
+        i32x4_shuffle::<0, 1, 4, 5>(ab, cd),
+        i32x4_shuffle::<2, 3, 6, 7>(ab, cd),
+    )
+}
+
+#[target_feature(enable = "simd128")]
+#[inline]
+fn total(v: v128) -> i32 {
+    let v = i32x4_add(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
+    i32x4_extract_lane::<0>(v) + i32x4_extract_lane::<1>(v)
+}
+
+/// q8_0 weights × 8-bit activations, bit-identical to `dot_scalar::dot_q8` (see there): each
+/// block's products are summed exactly in 32-bit integers, and only then scaled and added,
+/// block after block. Four products' block totals are gathered into one vector, so their
+/// scaling and accumulation are one multiply and one add.
 #[target_feature(enable = "simd128")]
 pub(crate) fn dot_q8<const W: usize, const R: usize>(
     w: &[Q8WeightRow; W],
     x: &[ActRow; R],
 ) -> [[f32; R]; W] {
-    let mut acc = [[f32x4_splat(0.0); R]; W];
+    let mut out = [[0f32; R]; W];
+    // Float accumulators, four products each, in (weight row, activation row) order.
+    let mut acc = [f32x4_splat(0.0); 4];
+    debug_assert!(W * R <= 16);
     for b in 0..x[0].qs.len() {
-        let activations: [[v128; 4]; R] = std::array::from_fn(|r| widen(&x[r].qs[b]));
-        for i in 0..W {
-            let block = &w[i].blocks[b];
-            let weights = widen(&block.qs);
-            let d = block.scale;
-            for r in 0..R {
-                let sums = dot_32(&weights, &activations[r]);
-                let scale = f32x4_splat(d * x[r].scales[b]);
-                acc[i][r] = f32x4_add(acc[i][r], f32x4_mul(f32x4_convert_i32x4(sums), scale));
+        let mut sums = [[i32x4_splat(0); R]; W];
+        for half in 0..2 {
+            for (i, sums) in sums.iter_mut().enumerate() {
+                let packed = load_half(&w[i].blocks[b].qs, half);
+                let (low, high) = (
+                    i16x8_extend_low_i8x16(packed),
+                    i16x8_extend_high_i8x16(packed),
+                );
+                for (r, sum) in sums.iter_mut().enumerate() {
+                    let (a0, a1) = load_wide(&x[r].wide[b], half);
+                    *sum = i32x4_add(
+                        *sum,
+                        i32x4_add(i32x4_dot_i16x8(low, a0), i32x4_dot_i16x8(high, a1)),
+                    );
+                }
             }
         }
-    }
-    let mut out = [[0f32; R]; W];
-    for (out, acc) in out.iter_mut().zip(acc) {
-        for (out, acc) in out.iter_mut().zip(acc) {
-            *out = horizontal_sum(acc);
+        if W * R == 1 {
+            // Decode: one product, so a scalar total and a scalar accumulator.
+            let scale = w[0].blocks[b].scale * x[0].scales[b];
+            out[0][0] += scale * total(sums[0][0]) as f32;
+            continue;
+        }
+        for (group, acc) in acc.iter_mut().enumerate().take(tile::groups(W, R)) {
+            let totals = totals_of_four(std::array::from_fn(|lane| {
+                tile::product::<W, R>(group, lane).map_or(i32x4_splat(0), |(i, r)| sums[i][r])
+            }));
+            let [s0, s1, s2, s3] = tile::scales(w, x, b, group);
+            *acc = f32x4_add(
+                *acc,
+                f32x4_mul(f32x4_convert_i32x4(totals), f32x4(s0, s1, s2, s3)),
+            );
         }
     }
-    out
+    if W * R == 1 {
+        return out;
+    }
+    tile::unpack(acc.map(|v| {
+        [
+            f32x4_extract_lane::<0>(v),
+            f32x4_extract_lane::<1>(v),
+            f32x4_extract_lane::<2>(v),
+            f32x4_extract_lane::<3>(v),
+        ]
+    }))
 }

@@ -21,6 +21,44 @@ pub(crate) struct Q8WeightRow<'a> {
     pub blocks: &'a [Q8Block],
 }
 
+/// How the SIMD q8 kernels arrange a tile's W × R products: numbered row-major as (weight
+/// row, activation row), in groups of four that share one vector of accumulators.
+pub(crate) mod tile {
+    use super::{ActRow, Q8WeightRow};
+
+    /// Groups of four covering a W × R tile.
+    pub const fn groups(w: usize, r: usize) -> usize {
+        (w * r).div_ceil(4)
+    }
+
+    /// Lane `lane` of group `group` as (weight row, activation row); `None` past the tile.
+    pub fn product<const W: usize, const R: usize>(
+        group: usize,
+        lane: usize,
+    ) -> Option<(usize, usize)> {
+        let p = group * 4 + lane;
+        (p < W * R).then_some((p / R, p % R))
+    }
+
+    /// Block `b`'s scale (weight scale × activation scale) for each lane of `group`, 0 for
+    /// lanes past the tile: multiplied as `dot_scalar::dot_q8` does, so the bits agree.
+    pub fn scales<const W: usize, const R: usize>(
+        w: &[Q8WeightRow; W],
+        x: &[ActRow; R],
+        b: usize,
+        group: usize,
+    ) -> [f32; 4] {
+        std::array::from_fn(|lane| {
+            product::<W, R>(group, lane).map_or(0.0, |(i, r)| w[i].blocks[b].scale * x[r].scales[b])
+        })
+    }
+
+    /// The tile's results from its groups' accumulator lanes.
+    pub fn unpack<const W: usize, const R: usize>(lanes: [[f32; 4]; 4]) -> [[f32; R]; W] {
+        std::array::from_fn(|i| std::array::from_fn(|r| lanes[(i * R + r) / 4][(i * R + r) % 4]))
+    }
+}
+
 /// A q8_0 matrix in our layout.
 pub(crate) struct Q8Matrix {
     blocks: Vec<Q8Block>,

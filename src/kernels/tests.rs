@@ -112,15 +112,40 @@ fn simd_kernels_equal_the_scalar_definition() {
             close(matrix.dot::<2, 4>(j, &rows), scalar);
         }
     }
+}
+
+/// q8_0 is exact by construction (see `dot_scalar::dot_q8`): the SIMD kernel must give the
+/// same bits as the scalar one for every tile shape the driver uses.
+#[test]
+fn simd_q8_kernel_is_bit_identical_to_the_scalar_definition() {
+    let x = Q8Rows::quantize(
+        &random((4, 256), 5)
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("values"),
+        256,
+    );
+    let rows: [ActRow; 4] = std::array::from_fn(|r| x.row(r));
     let weights = quantized(&random((8, 256), 4), GgmlDType::Q8_0);
     let matrix = Q8Matrix::from_ggml(&weights.data().expect("bytes"), 256).expect("q8_0");
-    for j in (0..8).step_by(2) {
-        let w = [matrix.test_row(j), matrix.test_row(j + 1)];
-        close(
-            matrix.dot::<2, 4>(j, &rows),
-            dot_scalar::dot_q8::<2, 4>(&w, &rows),
-        );
+    fn check<const W: usize, const R: usize>(matrix: &Q8Matrix, x: &[ActRow; 4]) {
+        let x: [ActRow; R] = std::array::from_fn(|r| x[r]);
+        for j in 0..=8 - W {
+            let w: [_; W] = std::array::from_fn(|i| matrix.test_row(j + i));
+            let (simd, scalar) = (
+                matrix.dot::<W, R>(j, &x),
+                dot_scalar::dot_q8::<W, R>(&w, &x),
+            );
+            let bits = |v: [[f32; R]; W]| v.map(|row| row.map(f32::to_bits));
+            assert_eq!(bits(simd), bits(scalar), "tile {W}×{R} at row {j}");
+        }
     }
+    check::<1, 1>(&matrix, &rows);
+    check::<1, 3>(&matrix, &rows);
+    check::<2, 1>(&matrix, &rows);
+    check::<2, 2>(&matrix, &rows);
+    check::<2, 3>(&matrix, &rows);
+    check::<2, 4>(&matrix, &rows);
 }
 
 #[test]
