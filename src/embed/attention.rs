@@ -66,54 +66,118 @@ pub fn attention(qkv: &[f32], mask: &[u32], shape: Shape) -> Vec<f32> {
     context
 }
 
+/// Keys per block of the score kernel and dimensions per register of the context kernel: one
+/// AVX register, two wasm SIMD registers.
+const LANES: usize = 8;
+/// Queries per block of the score kernel: that many independent sums in flight.
+const QUERIES: usize = 8;
+/// Dimensions the context kernel keeps in registers per pass (32 = MiniLM's head width).
+const CONTEXT_WIDTH: usize = 32;
+
 /// One head of one sequence, writing its `head_dim` columns of `context`.
 fn attend_one_head(rows: &[f32], mask: &[u32], head: usize, shape: Shape, context: &mut [f32]) {
     let (n, d, hidden) = (shape.tokens, shape.head_dim, shape.hidden());
-    let scale = 1.0 / (d as f32).sqrt();
     let column = |part: usize, t: usize| {
         let start = t * 3 * hidden + part * hidden + head * d;
         &rows[start..start + d]
     };
     let keys: Vec<usize> = (0..n).filter(|&t| mask[t] != 0).collect();
-    // Keys transposed (head_dim × keys), so a query's scores accumulate one dimension at a
-    // time across all keys: each score is summed in dimension order, and the loop over keys
-    // vectorizes.
-    let mut keys_t = vec![0f32; d * keys.len()];
-    for (j, &t) in keys.iter().enumerate() {
-        for (c, &value) in column(1, t).iter().enumerate() {
-            keys_t[c * keys.len() + j] = value;
+    let padded_keys = keys.len().div_ceil(LANES) * LANES;
+    let padded_queries = n.div_ceil(QUERIES) * QUERIES;
+    // Queries pre-scaled by 1/√d (rows past `n` are zero), keys transposed (d × keys, zero
+    // past the last key), values as rows: the layouts the two kernels below stream through.
+    let scale = 1.0 / (d as f32).sqrt();
+    let mut queries = vec![0f32; padded_queries * d];
+    for (i, row) in queries.chunks_exact_mut(d).take(n).enumerate() {
+        for (out, &q) in row.iter_mut().zip(column(0, i)) {
+            *out = q * scale;
         }
     }
-    let mut scores = vec![0f32; keys.len()];
-    for i in 0..n {
-        let q = column(0, i);
-        scores.fill(0.0);
-        for (c, &qc) in q.iter().enumerate() {
-            let qc = qc * scale;
-            for (s, &k) in scores.iter_mut().zip(&keys_t[c * keys.len()..]) {
-                *s += qc * k;
-            }
+    let mut keys_t = vec![0f32; d * padded_keys];
+    let mut values = vec![0f32; keys.len() * d];
+    for (j, &t) in keys.iter().enumerate() {
+        for (c, &k) in column(1, t).iter().enumerate() {
+            keys_t[c * padded_keys + j] = k;
         }
-        softmax_in_place(&mut scores);
-        let out = &mut context[i * hidden + head * d..i * hidden + (head + 1) * d];
-        out.fill(0.0);
-        for (&p, &t) in scores.iter().zip(&keys) {
-            for (o, &v) in out.iter_mut().zip(column(2, t)) {
-                *o += p * v;
+        values[j * d..(j + 1) * d].copy_from_slice(column(2, t));
+    }
+    let mut scores = vec![0f32; padded_queries * padded_keys];
+    score_blocks(&queries, &keys_t, d, padded_keys, &mut scores);
+    for row in scores.chunks_exact_mut(padded_keys).take(n) {
+        softmax_in_place(&mut row[..keys.len()]);
+    }
+    for i in (0..n).step_by(2) {
+        let pair = [i, (i + 1).min(n - 1)];
+        let weights = pair.map(|q| &scores[q * padded_keys..q * padded_keys + keys.len()]);
+        for c in (0..d).step_by(CONTEXT_WIDTH) {
+            let width = CONTEXT_WIDTH.min(d - c);
+            let sums = weighted_values(weights, &values, d, c);
+            for (q, sum) in pair.into_iter().zip(sums) {
+                let start = q * hidden + head * d + c;
+                context[start..start + width].copy_from_slice(&sum[..width]);
             }
         }
     }
 }
 
-/// Softmax over `x`, summing in order.
+/// `scores[i][j] = Σ_c queries[i][c] · keys_t[c][j]`, summed over c in order, for blocks of
+/// 8 queries × 8 keys held in registers while the dimensions stream by.
+fn score_blocks(queries: &[f32], keys_t: &[f32], d: usize, padded_keys: usize, scores: &mut [f32]) {
+    for (block, out) in queries
+        .chunks_exact(QUERIES * d)
+        .zip(scores.chunks_exact_mut(QUERIES * padded_keys))
+    {
+        for j in (0..padded_keys).step_by(LANES) {
+            let mut acc = [[0f32; LANES]; QUERIES];
+            for c in 0..d {
+                let start = c * padded_keys + j;
+                let Ok(k) = <&[f32; LANES]>::try_from(&keys_t[start..start + LANES]) else {
+                    continue; // unreachable: the slice is LANES long
+                };
+                for (q, acc) in acc.iter_mut().enumerate() {
+                    let query = block[q * d + c];
+                    for (a, &k) in acc.iter_mut().zip(k) {
+                        *a += query * k;
+                    }
+                }
+            }
+            for (q, acc) in acc.iter().enumerate() {
+                out[q * padded_keys + j..q * padded_keys + j + LANES].copy_from_slice(acc);
+            }
+        }
+    }
+}
+
+/// `Σ_j weights[q][j] · values[j][first..first + 32]` for two queries, summed over j in key
+/// order, the 2 × 32 sums in registers (dimensions past `d` come out zero).
+fn weighted_values(
+    weights: [&[f32]; 2],
+    values: &[f32],
+    d: usize,
+    first: usize,
+) -> [[f32; CONTEXT_WIDTH]; 2] {
+    let mut acc = [[0f32; CONTEXT_WIDTH]; 2];
+    let width = CONTEXT_WIDTH.min(d - first);
+    for j in 0..weights[0].len() {
+        let v = &values[j * d + first..j * d + first + width];
+        for (acc, w) in acc.iter_mut().zip(weights) {
+            let w = w[j];
+            for (a, &v) in acc.iter_mut().zip(v) {
+                *a += w * v;
+            }
+        }
+    }
+    acc
+}
+
+/// Softmax over `x`: the exponentials element-wise (so they vectorize), then one sum in the
+/// fixed order of `norm::sum`.
 fn softmax_in_place(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut total = 0f32;
     for v in x.iter_mut() {
         *v = exp_non_positive(*v - max);
-        total += *v;
     }
-    let inverse = 1.0 / total;
+    let inverse = 1.0 / super::norm::sum(x);
     for v in x.iter_mut() {
         *v *= inverse;
     }

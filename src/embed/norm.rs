@@ -3,7 +3,7 @@
 
 /// Sum of `x` as eight interleaved partial sums combined in a fixed tree: the same result
 /// everywhere, and a shape LLVM vectorizes without reordering anything.
-fn sum(x: &[f32]) -> f32 {
+pub(super) fn sum(x: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let mut chunks = x.chunks_exact(8);
     for chunk in &mut chunks {

@@ -166,15 +166,28 @@ pub(crate) fn dot_q8<const W: usize, const R: usize>(
             out[0][0] += scale * total(sums[0][0]) as f32;
             continue;
         }
+        // With four activation rows (prefill), group i is weight row i: its scales are that
+        // row's scale times the four rows' ones, the same products `tile::scales` forms.
+        let activation_scales = (R == 4).then(|| {
+            f32x4(
+                x[0].scales[b],
+                x[1 % R].scales[b],
+                x[2 % R].scales[b],
+                x[3 % R].scales[b],
+            )
+        });
         for (group, acc) in acc.iter_mut().enumerate().take(tile::groups(W, R)) {
             let totals = totals_of_four(std::array::from_fn(|lane| {
                 tile::product::<W, R>(group, lane).map_or(i32x4_splat(0), |(i, r)| sums[i][r])
             }));
-            let [s0, s1, s2, s3] = tile::scales(w, x, b, group);
-            *acc = f32x4_add(
-                *acc,
-                f32x4_mul(f32x4_convert_i32x4(totals), f32x4(s0, s1, s2, s3)),
-            );
+            let scales = match activation_scales {
+                Some(xs) => f32x4_mul(f32x4_splat(w[group].blocks[b].scale), xs),
+                None => {
+                    let [s0, s1, s2, s3] = tile::scales(w, x, b, group);
+                    f32x4(s0, s1, s2, s3)
+                }
+            };
+            *acc = f32x4_add(*acc, f32x4_mul(f32x4_convert_i32x4(totals), scales));
         }
     }
     if W * R == 1 {
