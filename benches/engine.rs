@@ -17,7 +17,7 @@ use candle_core::quantized::GgmlDType;
 use marquee::bundle;
 use marquee::catalogue::{Catalogue, ColumnMapping};
 use marquee::embed::{quantize_bert, BertConfig, Embedder, Weights};
-use marquee::index::{HnswParams, SearchMode, VectorIndex};
+use marquee::index::{HnswParams, Navigation, SearchMode, VectorIndex};
 
 // Same allocator as index-builder, so the figures are the CLI's.
 #[global_allocator]
@@ -60,6 +60,7 @@ fn hnsw_params() -> HnswParams {
 fn bench_search(label: &str, vectors: &[Vec<f32>], query_sets: &[(&str, &[Vec<f32>])]) {
     let (index, build_s) = time(|| VectorIndex::build(vectors, hnsw_params()).expect("index"));
     let params = index.params();
+    let navigation = Navigation::default();
     row(
         &format!("HNSW build, {label}"),
         format!(
@@ -86,13 +87,16 @@ fn bench_search(label: &str, vectors: &[Vec<f32>], query_sets: &[(&str, &[Vec<f3
             format!("{:.3} ms/query", median_ms(exact_runs)),
         );
         row(
-            &format!("HNSW + re-rank, {label}, {kind}"),
+            &format!("HNSW, {label}, {kind}"),
             format!(
-                "{:.3} ms/query, recall@10 {:.4} vs exact ({} queries, ef_search {})",
+                "{:.3} ms/query, recall@10 {:.4} vs exact ({} queries, ef_search {}, \
+                 layer-1 ef {}, seeded by a scan of layer 2: {})",
                 median_ms(hnsw_runs),
                 found as f64 / total as f64,
                 queries.len(),
-                params.ef_search
+                params.ef_search,
+                navigation.layer1_ef,
+                navigation.scan
             ),
         );
     }

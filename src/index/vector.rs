@@ -32,6 +32,15 @@ impl<const N: usize> QuantizedVector<N> {
         Some(Self { scale, values })
     }
 
+    /// A vector from its stored parts.
+    pub fn from_parts(scale: f32, values: [i8; N]) -> Self {
+        Self { scale, values }
+    }
+
+    pub fn into_values(self) -> [i8; N] {
+        self.values
+    }
+
     pub fn scale(&self) -> f32 {
         self.scale
     }
@@ -61,7 +70,30 @@ pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
 
 /// Dot product of an f32 query with int8 values (the caller applies the scale).
 pub fn dot_f32_i8(query: &[f32], values: &[i8]) -> f32 {
-    // Eight partial sums let the compiler keep a vector register of accumulators.
+    let n = query.len().min(values.len());
+    let (query, values) = (&query[..n], &values[..n]);
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    {
+        let body = n / 32 * 32;
+        // SAFETY: the CPU has AVX2 and FMA (checked at compile time, above), and
+        // `dot_avx2` reads only the `body` values of each slice it is given.
+        let sum = unsafe { dot_avx2(&query[..body], &values[..body]) };
+        sum + dot_portable(&query[body..], &values[body..])
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )))]
+    dot_portable(query, values)
+}
+
+/// Eight partial sums in one vector register: LLVM vectorizes this for wasm simd128.
+fn dot_portable(query: &[f32], values: &[i8]) -> f32 {
     let mut acc = [0.0f32; 8];
     let chunks = query.len() / 8 * 8;
     for (q, v) in query[..chunks]
@@ -78,6 +110,35 @@ pub fn dot_f32_i8(query: &[f32], values: &[i8]) -> f32 {
         .map(|(q, &v)| q * v as f32)
         .sum();
     acc.iter().sum::<f32>() + tail
+}
+
+/// Four registers of eight partial sums, so four additions are in flight at once: with the
+/// portable loop's one register, every addition waits for the previous one, and a 384-wide
+/// dot costs 48 additions' latency (~30 ns; this takes about a third of that). LLVM does not
+/// split the accumulators by itself, since that reorders float additions.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `query` and `values` must be equally long, a multiple of 32.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+unsafe fn dot_avx2(query: &[f32], values: &[i8]) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for (q, v) in query.chunks_exact(32).zip(values.chunks_exact(32)) {
+        for (j, sums) in acc.iter_mut().enumerate() {
+            // Eight int8 values widened to f32, times eight query values.
+            let bytes = _mm_loadl_epi64(v.as_ptr().add(8 * j) as *const __m128i);
+            let v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
+            *sums = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(8 * j)), v, *sums);
+        }
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let half = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+    let pairs = _mm_add_ps(half, _mm_movehl_ps(half, half));
+    _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps(pairs, pairs, 1)))
 }
 
 /// HNSW distance: 1 - cosine, for normalized inputs.
