@@ -92,33 +92,36 @@ pub fn dot_f32_i8(query: &[f32], values: &[i8]) -> f32 {
     dot_portable(query, values)
 }
 
-/// Eight partial sums in one vector register: LLVM vectorizes this for wasm simd128.
+/// The definition both versions compute, bit for bit: four groups of eight partial sums (so
+/// four additions are in flight, not one chain), products and sums never fused, combined in a
+/// fixed tree. LLVM vectorizes it for wasm simd128; natively `dot_avx2` is the same sums.
 fn dot_portable(query: &[f32], values: &[i8]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = query.len() / 8 * 8;
-    for (q, v) in query[..chunks]
-        .chunks_exact(8)
-        .zip(values[..chunks].chunks_exact(8))
+    let mut acc = [[0.0f32; 8]; 4];
+    let body = query.len() / 32 * 32;
+    for (q, v) in query[..body]
+        .chunks_exact(32)
+        .zip(values[..body].chunks_exact(32))
     {
-        for lane in 0..8 {
-            acc[lane] += q[lane] * v[lane] as f32;
+        for (j, acc) in acc.iter_mut().enumerate() {
+            for (lane, acc) in acc.iter_mut().enumerate() {
+                *acc += q[8 * j + lane] * v[8 * j + lane] as f32;
+            }
         }
     }
-    let tail: f32 = query[chunks..]
+    let s: [f32; 8] = std::array::from_fn(|l| (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]));
+    let total = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+    let tail = query[body..]
         .iter()
-        .zip(&values[chunks..])
-        .map(|(q, &v)| q * v as f32)
-        .sum();
-    acc.iter().sum::<f32>() + tail
+        .zip(&values[body..])
+        .fold(0.0f32, |sum, (q, &v)| sum + q * v as f32);
+    total + tail
 }
 
-/// Four registers of eight partial sums, so four additions are in flight at once: with the
-/// portable loop's one register, every addition waits for the previous one, and a 384-wide
-/// dot costs 48 additions' latency (~30 ns; this takes about a third of that). LLVM does not
-/// split the accumulators by itself, since that reorders float additions.
+/// `dot_portable`'s sums with AVX2 intrinsics (LLVM keeps the portable loop's 4 × 8 sums in
+/// memory natively): four registers of eight partial sums, multiplies and adds unfused.
 ///
 /// # Safety
-/// The CPU must have AVX2 and FMA; `query` and `values` must be equally long, a multiple of 32.
+/// The CPU must have AVX2; `query` and `values` must be equally long, a multiple of 32.
 #[cfg(all(
     target_arch = "x86_64",
     target_feature = "avx2",
@@ -132,11 +135,13 @@ unsafe fn dot_avx2(query: &[f32], values: &[i8]) -> f32 {
             // Eight int8 values widened to f32, times eight query values.
             let bytes = _mm_loadl_epi64(v.as_ptr().add(8 * j) as *const __m128i);
             let v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
-            *sums = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(8 * j)), v, *sums);
+            let products = _mm256_mul_ps(_mm256_loadu_ps(q.as_ptr().add(8 * j)), v);
+            *sums = _mm256_add_ps(*sums, products);
         }
     }
-    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let half = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    // (s0 + s4, s1 + s5, s2 + s6, s3 + s7), then ((s0+s4) + (s2+s6)) + ((s1+s5) + (s3+s7)).
+    let half = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
     let pairs = _mm_add_ps(half, _mm_movehl_ps(half, half));
     _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps(pairs, pairs, 1)))
 }
@@ -178,6 +183,20 @@ mod tests {
             let asym = dot_f32_i8(&a, qb.values()) * qb.scale();
             assert!((asym - exact).abs() < 2e-3, "seed {seed}");
             assert!((qa.dot(&qa) - 1.0).abs() < 3e-3);
+        }
+    }
+
+    /// Natively the AVX2 sums, in wasm the portable loop: the same bits, so a score (and so
+    /// a ranking) is the same on both.
+    #[test]
+    fn every_build_scores_with_the_same_bits() {
+        for seed in 0..50 {
+            let (a, b) = (normalized(seed, 384), normalized(seed + 77, 384));
+            let q = QuantizedVector::<384>::quantize(&b).expect("384 wide");
+            assert_eq!(
+                dot_f32_i8(&a, q.values()).to_bits(),
+                dot_portable(&a, q.values()).to_bits()
+            );
         }
     }
 
