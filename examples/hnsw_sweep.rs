@@ -135,9 +135,9 @@ fn main() {
                 None,
                 navigation(1, false),
                 navigation(300, false),
-                navigation(100, true),
                 navigation(150, true),
                 navigation(200, true),
+                navigation(250, true),
             ];
             let mut times = vec![Vec::new(); variants.len()];
             let mut found = vec![0usize; variants.len()];

@@ -4,10 +4,12 @@
 //!
 //! - Memory: a graph search at 50k points waits on memory more than it computes (every
 //!   distance reads a 384-byte vector from a random place). Before scoring a node's
-//!   neighbours it asks for all of their vectors at once, and for the neighbour lists of the
-//!   nodes it will expand next, so the misses overlap instead of coming one after another.
-//! - Scoring: the exact function (float query against the int8 vector, `dot_f32_i8`), so
-//!   the candidates need no re-scoring afterwards.
+//!   neighbours it asks for all of their vectors at once, and for those of the node it will
+//!   expand next, and for the neighbour lists of nodes it keeps, so the misses overlap
+//!   instead of coming one after another.
+//! - Scoring: the walk compares the quantized query with the stored vectors in integers
+//!   (exact, and a third of the float dot product's instructions); the nodes it keeps are
+//!   then re-scored with the exact function of exact mode, so both modes rank alike.
 //! - Navigation: on a catalogue of near-duplicates (the benchmark's tiled copies, or a film
 //!   and its re-releases) a layer-0 list spends most of its 64 slots on copies of a few
 //!   films, and classic HNSW, greedy down to layer 1 and one beam on layer 0, gets stuck
@@ -20,7 +22,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use super::graph::{neighbours, Graph, M};
-use super::vector::dot_f32_i8;
+use super::vector::{dot_f32_i8, dot_i8, QuantizedVector};
 use super::WIDTH;
 
 /// One stored vector, aligned so that it spans exactly six cache lines.
@@ -38,6 +40,11 @@ impl Vectors {
     /// Cosine of the float `query` with vector `i`: the one scoring function of both modes.
     pub fn score(&self, query: &[f32], i: usize) -> f32 {
         dot_f32_i8(query, &self.rows[i].0) * self.scales[i]
+    }
+
+    /// Cosine of the quantized `query` with vector `i`, in integers: the walk's score.
+    fn approximate_score(&self, query: &QuantizedVector<WIDTH>, i: usize) -> f32 {
+        dot_i8(query.values(), &self.rows[i].0) as f32 * (query.scale() * self.scales[i])
     }
 
     /// Starts loading vector `i` into cache; the search scores it a little later.
@@ -97,6 +104,10 @@ impl Visited {
         Self(vec![0; n.div_ceil(64)])
     }
 
+    fn contains(&self, node: u32) -> bool {
+        self.0[node as usize / 64] & (1u64 << (node % 64)) != 0
+    }
+
     /// Marks `node`; true if it was not marked before.
     fn insert(&mut self, node: u32) -> bool {
         let (word, bit) = (node as usize / 64, 1u64 << (node % 64));
@@ -119,11 +130,14 @@ pub struct Effort {
     pub scan: bool,
 }
 
-/// Every node the layer-0 search kept, scored, in no particular order.
+/// Every node the layer-0 search kept, scored exactly, in no particular order.
 pub fn search(graph: &Graph, vectors: &Vectors, query: &[f32], effort: Effort) -> Vec<Scored> {
+    let Some(quantized) = QuantizedVector::<WIDTH>::quantize(query) else {
+        return Vec::new(); // unreachable: the index checked the width
+    };
     let mut walk = Walk {
         vectors,
-        query,
+        query: &quantized,
         fresh: Vec::with_capacity(2 * M),
         scored: Vec::with_capacity(2 * M),
     };
@@ -146,13 +160,19 @@ pub fn search(graph: &Graph, vectors: &Vectors, query: &[f32], effort: Effort) -
         seeds = walk.beam(layer1, &mut visited, &seeds, effort.layer1_ef.max(1));
     }
     let mut visited = Visited::new(graph.len());
-    walk.beam(&graph.zero, &mut visited, &seeds, effort.ef.max(1))
+    let mut kept = walk.beam(&graph.zero, &mut visited, &seeds, effort.ef.max(1));
+    for s in &mut kept {
+        s.score = vectors.score(query, s.node as usize);
+    }
+    kept
 }
 
-/// One search's query and scratch lists.
+/// One search's query and scratch lists. The walk compares the quantized query with the
+/// stored vectors in integers (a third of the float dot product's instructions, and exact, so
+/// the same path everywhere); what it keeps is re-scored exactly at the end.
 struct Walk<'a> {
     vectors: &'a Vectors,
-    query: &'a [f32],
+    query: &'a QuantizedVector<WIDTH>,
     /// Nodes about to be scored, then their scores.
     fresh: Vec<u32>,
     scored: Vec<Scored>,
@@ -172,7 +192,7 @@ impl Walk<'_> {
 
     fn score(&self, node: u32) -> Scored {
         Scored {
-            score: self.vectors.score(self.query, node as usize),
+            score: self.vectors.approximate_score(self.query, node as usize),
             node,
         }
     }
@@ -213,6 +233,15 @@ impl Walk<'_> {
         while let Some(current) = frontier.pop() {
             if kept.len() >= ef && kept.peek().is_some_and(|w: &Reverse<Scored>| current < w.0) {
                 break; // nothing left in the frontier can improve the kept set
+            }
+            // One expansion ahead: the next node's new neighbours start loading now and arrive
+            // while this node's are scored (its list was prefetched when it was pushed).
+            if let Some(next) = frontier.peek() {
+                for &n in neighbours(lists[next.node as usize].as_ref()) {
+                    if !visited.contains(n) {
+                        self.vectors.prefetch(n as usize);
+                    }
+                }
             }
             self.fresh.clear();
             let links = neighbours(lists[current.node as usize].as_ref());
