@@ -17,7 +17,7 @@ use candle_core::quantized::GgmlDType;
 use marquee::bundle;
 use marquee::catalogue::{Catalogue, ColumnMapping};
 use marquee::embed::{quantize_bert, BertConfig, Embedder, Weights};
-use marquee::index::{HnswParams, Navigation, SearchMode, VectorIndex};
+use marquee::index::{HnswParams, SearchMode, VectorIndex};
 
 // Same allocator as index-builder, so the figures are the CLI's.
 #[global_allocator]
@@ -60,7 +60,7 @@ fn hnsw_params() -> HnswParams {
 fn bench_search(label: &str, vectors: &[Vec<f32>], query_sets: &[(&str, &[Vec<f32>])]) {
     let (index, build_s) = time(|| VectorIndex::build(vectors, hnsw_params()).expect("index"));
     let params = index.params();
-    let navigation = Navigation::default();
+    let navigation = index.navigation();
     row(
         &format!("HNSW build, {label}"),
         format!(

@@ -39,13 +39,29 @@ pub struct Navigation {
     pub scan: bool,
 }
 
-impl Default for Navigation {
-    /// Measured on the 50k benchmark set (README, Benchmarks): the cheapest setting that
-    /// reaches recall@10 ≥ 0.99 for the far-away tagline queries.
-    fn default() -> Self {
-        Self {
-            layer1_ef: 200,
-            scan: true,
+impl Navigation {
+    /// Classic HNSW: a greedy descent to layer 1, then the beam on layer 0.
+    pub const CLASSIC: Self = Self {
+        layer1_ef: 1,
+        scan: false,
+    };
+    /// A 200-wide beam on layer 1 seeded by an exact scan of layer 2: the cheapest setting
+    /// that reaches recall@10 ≥ 0.99 for far-away queries on the 50k benchmark set, where
+    /// near-duplicates crowd the layer-0 lists (README, Benchmarks).
+    pub const WIDE: Self = Self {
+        layer1_ef: 200,
+        scan: true,
+    };
+
+    /// The navigation an index of `points` vectors searches with. Small graphs do not need
+    /// the wide beam: at the 4,799 real vectors the classic descent reaches the same recall
+    /// (0.9965 on tagline queries, 1.000 near) in half the time (0.13 vs 0.25 ms natively;
+    /// in the browser, which has no prefetch, the gap is wider).
+    pub fn for_points(points: usize) -> Self {
+        if points < 20_000 {
+            Self::CLASSIC
+        } else {
+            Self::WIDE
         }
     }
 }
@@ -201,9 +217,9 @@ impl VectorIndex {
             params: stored.params,
             graph,
             vectors,
+            navigation: Navigation::for_points(positions.len()),
             positions,
             nodes,
-            navigation: Navigation::default(),
         })
     }
 
@@ -236,6 +252,11 @@ impl VectorIndex {
     }
 
     /// Changes how the search reaches layer 0; for sweeps (the default is measured).
+    /// How HNSW searches find their way down (`Navigation::for_points` unless set).
+    pub fn navigation(&self) -> Navigation {
+        self.navigation
+    }
+
     pub fn set_navigation(&mut self, navigation: Navigation) {
         self.navigation = navigation;
     }

@@ -74,10 +74,7 @@ fn hnsw_scores_are_exact_scores() {
 fn classic_navigation_finds_what_instant_distance_finds() {
     let (points, queries) = fixture(500, 4, 40);
     let mut index = VectorIndex::build(&points, HnswParams::default()).expect("builds");
-    index.set_navigation(Navigation {
-        layer1_ef: 1,
-        scan: false,
-    });
+    index.set_navigation(Navigation::CLASSIC);
     let bytes = index.to_bytes().expect("serializes");
     let theirs: Stored<HnswMap<Point, u32>> = postcard::from_bytes(&bytes).expect("reads");
     let (mut same, mut total) = (0, 0);
@@ -106,15 +103,13 @@ fn classic_navigation_finds_what_instant_distance_finds() {
 fn wide_navigation_recalls_clustered_data() {
     let (points, queries) = fixture(1000, 5, 50);
     let mut index = VectorIndex::build(&points, HnswParams::default()).expect("builds");
-    let default = recall(&index, &queries);
-    index.set_navigation(Navigation {
-        layer1_ef: 1,
-        scan: false,
-    });
+    assert_eq!(index.navigation(), Navigation::CLASSIC, "a small graph");
     let classic = recall(&index, &queries);
-    println!("recall@10: default navigation {default}, classic {classic}");
-    assert!(default >= 0.99, "recall@10 {default}");
-    assert!(default >= classic, "default {default} < classic {classic}");
+    index.set_navigation(Navigation::WIDE);
+    let wide = recall(&index, &queries);
+    println!("recall@10: wide navigation {wide}, classic {classic}");
+    assert!(wide >= 0.99, "recall@10 {wide}");
+    assert!(wide >= classic, "wide {wide} < classic {classic}");
 }
 
 #[test]
