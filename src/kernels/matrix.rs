@@ -48,9 +48,11 @@ impl<M: BlockRows> Relaid<M> {
         let x = Q8Rows::quantize(lhs, k);
         if m == 1 {
             // Decode: one activation row against every weight row, row after row, so the
-            // weights stream through memory in order (the LM head's 32 MB come from DRAM at
-            // every token; interleaving four short rows was 2-4× slower there, measured by
-            // benches/kernels.rs), in chunks split across threads.
+            // weights stream through memory in order (a whole model is read from DRAM at
+            // every token; interleaving four short rows was 2-4× slower on the LM head,
+            // measured by benches/kernels.rs, and 15-50% slower decoding, by
+            // benches/generation.rs, even where a lone matrix that stays in cache is faster
+            // four rows at a time), in chunks split across threads.
             let x = [x.row(0)];
             for_each_chunk(&mut dst[..n], 64, n * k, |first, out| {
                 for (i, out) in out.iter_mut().enumerate() {
