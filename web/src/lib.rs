@@ -132,6 +132,14 @@ impl Session {
             })
         })
         .map_err(js_error)?;
+        // One embedding while the page still shows "loading": the engine compiles wasm with
+        // a quick baseline compiler first and optimizes a function once it has run hot, so
+        // the visitor's first idea would otherwise run on the slow code (26 ms against 16 for
+        // later ones in bench/browser).
+        retriever
+            .embedder()
+            .embed_query("A movie about a movie.")
+            .map_err(js_error)?;
         self.generator = match generator {
             Some(bytes) => {
                 let mut generator = Generator::from_llama_gguf(&bytes).map_err(js_error)?;
