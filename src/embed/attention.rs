@@ -173,7 +173,10 @@ fn weighted_values(
 /// Softmax over `x`: the exponentials element-wise (so they vectorize), then one sum in the
 /// fixed order of `norm::sum`.
 fn softmax_in_place(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    // A comparison, not `f32::max`, which is a libm call in wasm.
+    let max = x
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
     for v in x.iter_mut() {
         *v = exp_non_positive(*v - max);
     }

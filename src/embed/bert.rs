@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use candle_core::{Device, Module, Tensor};
+use candle_core::{Device, Tensor};
 
 use super::attention::{attention, Shape};
 use super::gelu::gelu_erf_in_place;
@@ -38,12 +38,7 @@ impl Linear {
 
     /// `x` holds rows of the matrix's input width; a whole batch is one matmul.
     fn forward(&self, x: &[f32]) -> Result<Vec<f32>> {
-        let input = Tensor::from_slice(x, (x.len() / self.columns, self.columns), &Device::Cpu)?;
-        let mut y = self
-            .weight
-            .forward(&input)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
+        let mut y = self.weight.forward_rows(x, self.columns)?;
         for row in y.chunks_exact_mut(self.bias.len()) {
             for (v, &b) in row.iter_mut().zip(&self.bias) {
                 *v += b;

@@ -41,7 +41,10 @@ impl Q8Rows {
             .zip(&mut scales)
             .zip(&mut sums)
         {
-            let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+            // The largest magnitude as the largest bit pattern of |v|: for non-negative
+            // floats the two orders agree, and an integer max vectorizes everywhere, where
+            // `f32::max` is a libm call in wasm (its `f32.max` treats NaN differently).
+            let amax = f32::from_bits(block.iter().map(|v| v.abs().to_bits()).max().unwrap_or(0));
             let d = amax / 127.0;
             let inverse = if d > 0.0 { 1.0 / d } else { 0.0 };
             let mut total = 0i32;

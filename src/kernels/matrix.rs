@@ -125,6 +125,21 @@ fn for_each_chunk(
 const PARALLEL_MACS: usize = 1 << 21;
 
 impl<M: BlockRows> Relaid<M> {
+    /// `x` (rows of `columns` values) times the weights transposed.
+    pub fn matmul_rows(&self, x: &[f32], columns: usize) -> CandleResult<Vec<f32>> {
+        let (n, k) = self.dims();
+        if columns != k || x.len() % k != 0 {
+            candle_core::bail!(
+                "quantized matmul: {} values in rows of {columns} against {n}×{k} weights",
+                x.len()
+            );
+        }
+        let m = x.len() / k;
+        let mut dst = vec![0f32; m * n];
+        self.matmul((m, k, n), x, &mut dst)?;
+        Ok(dst)
+    }
+
     /// Rows `ids` as floats, one after another.
     pub fn rows_of(&self, ids: &[u32]) -> CandleResult<Vec<f32>> {
         let width = self.0.row_blocks() * BLOCK;
