@@ -1,28 +1,12 @@
-//! BERT's self-attention and the other float steps around its matmuls, written so that
-//! every sum has one order: the same bits natively and in wasm.
-//!
-//! Why not candle's: its matmul (gemm) picks a different micro-kernel per instruction set
-//! (FMA natively, none in wasm) and its softmax calls the platform's `expf`. Those differ by
-//! an ulp, and the int8 path rounds activations to 8 bits before every matmul, which turns
-//! an ulp at a rounding boundary into a whole quantization step. Here each value is
-//! accumulated in a fixed sequence (vectorized across independent outputs only), products
-//! and sums are never fused, and `exp` is our own polynomial, so the query a visitor embeds
-//! in the browser is the vector the native build computes for the same text.
+//! BERT's self-attention on the fixed-order kernels of `kernels::attention`: the same bits
+//! natively and in wasm. That matters here because the int8 path rounds activations to 8 bits
+//! before every matmul, which turns an ulp at a rounding boundary into a whole quantization
+//! step; with it, the query a visitor embeds in the browser is the vector the native build
+//! computes for the same text.
 
-/// e^x for x ≤ 0 (softmax after subtracting the row's maximum), to about one ulp:
-/// x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor series to r⁶, scaled by 2ⁿ.
-fn exp_non_positive(x: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_145_75; // ln 2 split so that n · LN2_HI is exact
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    let x = x.clamp(-87.0, 0.0); // below -87, e^x is under f32's smallest normal
-    let n = (x * std::f32::consts::LOG2_E).round_ties_even();
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
-}
+use crate::kernels::attention::{
+    score_blocks, softmax_in_place, weighted_values, CONTEXT_WIDTH, LANES, QUERIES,
+};
 
 /// The shape of one attention call: `qkv` rows are `[q | k | v]`, each `heads × head_dim`.
 #[derive(Debug, Clone, Copy)]
@@ -66,14 +50,6 @@ pub fn attention(qkv: &[f32], mask: &[u32], shape: Shape) -> Vec<f32> {
     context
 }
 
-/// Keys per block of the score kernel and dimensions per register of the context kernel: one
-/// AVX register, two wasm SIMD registers.
-const LANES: usize = 8;
-/// Queries per block of the score kernel: that many independent sums in flight.
-const QUERIES: usize = 8;
-/// Dimensions the context kernel keeps in registers per pass (32 = MiniLM's head width).
-const CONTEXT_WIDTH: usize = 32;
-
 /// One head of one sequence, writing its `head_dim` columns of `context`.
 fn attend_one_head(rows: &[f32], mask: &[u32], head: usize, shape: Shape, context: &mut [f32]) {
     let (n, d, hidden) = (shape.tokens, shape.head_dim, shape.hidden());
@@ -102,7 +78,7 @@ fn attend_one_head(rows: &[f32], mask: &[u32], head: usize, shape: Shape, contex
         values[j * d..(j + 1) * d].copy_from_slice(column(2, t));
     }
     let mut scores = vec![0f32; padded_queries * padded_keys];
-    score_blocks(&queries, &keys_t, d, padded_keys, &mut scores);
+    score_blocks(&queries, &keys_t, d, padded_keys, padded_keys, &mut scores);
     for row in scores.chunks_exact_mut(padded_keys).take(n) {
         softmax_in_place(&mut row[..keys.len()]);
     }
@@ -120,87 +96,9 @@ fn attend_one_head(rows: &[f32], mask: &[u32], head: usize, shape: Shape, contex
     }
 }
 
-/// `scores[i][j] = Σ_c queries[i][c] · keys_t[c][j]`, summed over c in order, for blocks of
-/// 8 queries × 8 keys held in registers while the dimensions stream by.
-fn score_blocks(queries: &[f32], keys_t: &[f32], d: usize, padded_keys: usize, scores: &mut [f32]) {
-    for (block, out) in queries
-        .chunks_exact(QUERIES * d)
-        .zip(scores.chunks_exact_mut(QUERIES * padded_keys))
-    {
-        for j in (0..padded_keys).step_by(LANES) {
-            let mut acc = [[0f32; LANES]; QUERIES];
-            for c in 0..d {
-                let start = c * padded_keys + j;
-                let Ok(k) = <&[f32; LANES]>::try_from(&keys_t[start..start + LANES]) else {
-                    continue; // unreachable: the slice is LANES long
-                };
-                for (q, acc) in acc.iter_mut().enumerate() {
-                    let query = block[q * d + c];
-                    for (a, &k) in acc.iter_mut().zip(k) {
-                        *a += query * k;
-                    }
-                }
-            }
-            for (q, acc) in acc.iter().enumerate() {
-                out[q * padded_keys + j..q * padded_keys + j + LANES].copy_from_slice(acc);
-            }
-        }
-    }
-}
-
-/// `Σ_j weights[q][j] · values[j][first..first + 32]` for two queries, summed over j in key
-/// order, the 2 × 32 sums in registers (dimensions past `d` come out zero).
-fn weighted_values(
-    weights: [&[f32]; 2],
-    values: &[f32],
-    d: usize,
-    first: usize,
-) -> [[f32; CONTEXT_WIDTH]; 2] {
-    let mut acc = [[0f32; CONTEXT_WIDTH]; 2];
-    let width = CONTEXT_WIDTH.min(d - first);
-    for j in 0..weights[0].len() {
-        let v = &values[j * d + first..j * d + first + width];
-        for (acc, w) in acc.iter_mut().zip(weights) {
-            let w = w[j];
-            for (a, &v) in acc.iter_mut().zip(v) {
-                *a += w * v;
-            }
-        }
-    }
-    acc
-}
-
-/// Softmax over `x`: the exponentials element-wise (so they vectorize), then one sum in the
-/// fixed order of `norm::sum`.
-fn softmax_in_place(x: &mut [f32]) {
-    // A comparison, not `f32::max`, which is a libm call in wasm.
-    let max = x
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-    for v in x.iter_mut() {
-        *v = exp_non_positive(*v - max);
-    }
-    let inverse = 1.0 / super::norm::sum(x);
-    for v in x.iter_mut() {
-        *v *= inverse;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_is_accurate_to_a_few_ulp() {
-        for i in 0..=87_000 {
-            let x = -(i as f32) / 1000.0;
-            let (ours, reference) = (exp_non_positive(x), (x as f64).exp());
-            let error = ((ours as f64 - reference) / reference).abs();
-            assert!(error < 4e-7, "exp({x}) = {ours}, not {reference}");
-        }
-        assert_eq!(exp_non_positive(0.0), 1.0);
-        assert_eq!(exp_non_positive(-1e4), exp_non_positive(-87.0));
-    }
 
     /// Attention written out naively in f64 for comparison.
     fn reference(qkv: &[f32], mask: &[u32], s: Shape) -> Vec<f32> {

@@ -1,21 +1,7 @@
 //! Layer normalization and the sentence pooling, with sums in one fixed order (see
 //! `attention.rs` for why the int8 path needs every float step to be reproducible).
 
-/// Sum of `x` as eight interleaved partial sums combined in a fixed tree: the same result
-/// everywhere, and a shape LLVM vectorizes without reordering anything.
-pub(super) fn sum(x: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let mut chunks = x.chunks_exact(8);
-    for chunk in &mut chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane += v;
-        }
-    }
-    let tail: f32 = chunks.remainder().iter().fold(0.0, |a, &v| a + v);
-    ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
-        + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
-        + tail
-}
+use crate::kernels::attention::sum;
 
 /// `(x - mean) / sqrt(var + eps) · weight + bias`, per row of `weight.len()` values.
 pub struct LayerNorm {

@@ -16,6 +16,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::LayerNorm;
 use serde::Deserialize;
 
+use super::attention::KvCache;
 use crate::embed::Weights;
 use crate::error::{Error, Result};
 use crate::kernels::Matmul;
@@ -164,7 +165,7 @@ struct Block {
     ln_2: LayerNorm,
     c_fc: Linear,
     mlp_proj: Linear,
-    cache: Option<(Tensor, Tensor)>,
+    cache: KvCache,
 }
 
 /// GPT-2 with a KV cache: call `forward` with the prompt, then one token at a time.
@@ -231,7 +232,12 @@ impl Gpt2 {
                     ln_2: norm(&format!("{p}.ln_2"))?,
                     c_fc: linear(&format!("{p}.mlp.c_fc"))?,
                     mlp_proj: linear(&format!("{p}.mlp.c_proj"))?,
-                    cache: None,
+                    cache: KvCache::new(
+                        config.n_head,
+                        config.n_head,
+                        config.n_embd / config.n_head,
+                        config.n_positions,
+                    ),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -251,20 +257,14 @@ impl Gpt2 {
     /// Keeps the first `len` cached positions.
     pub fn truncate_kv_cache(&mut self, len: usize) -> Result<()> {
         for block in &mut self.blocks {
-            block.cache = match block.cache.take() {
-                Some((k, v)) if len > 0 => {
-                    let keep = len.min(k.dim(2)?);
-                    Some((k.narrow(2, 0, keep)?, v.narrow(2, 0, keep)?))
-                }
-                _ => None,
-            };
+            block.cache.truncate(len);
         }
         Ok(())
     }
 
     pub fn clear_kv_cache(&mut self) {
         for block in &mut self.blocks {
-            block.cache = None;
+            block.cache.clear();
         }
     }
 
@@ -279,33 +279,33 @@ impl Gpt2 {
                 self.config.n_positions
             )));
         }
-        let heads = self.config.n_head;
-        let head_dim = self.config.n_embd / heads;
+        let cached = self.blocks.first().map_or(0, |block| block.cache.len());
+        if b != 1 || n == 0 || (position != 0 && position != cached) {
+            return Err(Error::InvalidArgument(format!(
+                "{b} × {n} tokens at position {position}, but the cache holds one sequence of \
+                 {cached}"
+            )));
+        }
+        if position == 0 {
+            self.clear_kv_cache();
+        }
+        let hidden = self.config.n_embd;
         let mut x = self
             .wte
             .embedding(ids)?
             .broadcast_add(&self.wpe.narrow(0, position, n)?)?;
-        let mask = super::llama::causal_mask(n, position)?;
         for block in &mut self.blocks {
             let h = block.ln_1.forward(&x)?;
-            let qkv = block
-                .c_attn
-                .forward(&h)?
-                .reshape((b, n, 3, heads, head_dim))?;
-            let qkv = qkv.permute((2, 0, 3, 1, 4))?; // (3, b, heads, n, head_dim)
-            let q = qkv.get(0)?.contiguous()?;
-            let (mut k, mut v) = (qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
-            if let Some((past_k, past_v)) = &block.cache {
-                k = Tensor::cat(&[past_k, &k], 2)?;
-                v = Tensor::cat(&[past_v, &v], 2)?;
-            }
-            block.cache = Some((k.clone(), v.clone()));
-            let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?.broadcast_add(&mask)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let context = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((b, n, self.config.n_embd))?;
+            // Rows of [q | k | v], each `hidden` wide.
+            let qkv = block.c_attn.forward(&h)?.flatten_all()?.to_vec1::<f32>()?;
+            let part = |p: usize| -> Vec<f32> {
+                qkv.chunks_exact(3 * hidden)
+                    .flat_map(|row| &row[p * hidden..(p + 1) * hidden])
+                    .copied()
+                    .collect()
+            };
+            let context = block.cache.attend(&part(0), &part(1), &part(2))?;
+            let context = Tensor::from_vec(context, (b, n, hidden), &Device::Cpu)?;
             x = (x + block.attn_proj.forward(&context)?)?;
             let h = block.ln_2.forward(&x)?;
             x = (&x + block.mlp_proj.forward(&block.c_fc.forward(&h)?.gelu()?)?)?;

@@ -2,18 +2,18 @@
 //! interleaved rotary embeddings, SwiGLU, and the LM head tied to the token embeddings.
 //!
 //! The numerics follow candle-transformers' `quantized_llama` (llama path), which the parity
-//! test holds to llama.cpp; this file exists so that every weight matrix goes through
-//! our kernels (`crate::kernels::qmatmul`), and to make batch-1 decoding cheaper: K and V grow in place
-//! instead of being copied at every token, and the query heads that share a key/value head
-//! are batched together instead of copying K and V once per query head.
+//! test holds to llama.cpp; this file exists so that every weight matrix goes through our
+//! kernels (`crate::kernels::qmatmul`) and attention through our fixed-order one
+//! (`attention.rs`): a position's numbers do not depend on how the prompt was split into
+//! calls or on the CPU, and K and V grow in place, shared by the query heads of a group.
 
 use std::collections::HashMap;
 
 use candle_core::quantized::gguf_file::Value;
 use candle_core::{Device, Module, Tensor};
-use candle_nn::ops::{rms_norm, silu, softmax_last_dim};
-use candle_nn::rotary_emb::rope_i;
+use candle_nn::ops::{rms_norm, silu};
 
+use super::attention::KvCache;
 use crate::embed::GgufTensors;
 use crate::error::{Error, Result};
 use crate::kernels::{qmatmul, Matmul};
@@ -21,10 +21,6 @@ use crate::kernels::{qmatmul, Matmul};
 /// The longest context we run, whatever the file claims (as candle's `quantized_llama`):
 /// the rotary tables and the KV cache are sized from it.
 pub const MAX_SEQ_LEN: usize = 4096;
-
-/// The smallest KV cache allocation, in positions: a short prompt and its first tokens fit
-/// without growing.
-const MIN_CACHE: usize = 64;
 
 /// Hyper-parameters from the GGUF metadata (`llama.*`).
 #[derive(Debug, Clone, PartialEq)]
@@ -83,12 +79,13 @@ impl LlamaConfig {
 /// Rotary embedding tables, (position, head_dim / 2), computed once as `quantized_llama`
 /// does (f32 angle = position × θᵢ).
 struct Rope {
-    cos: Tensor,
-    sin: Tensor,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    half: usize,
 }
 
 impl Rope {
-    fn new(config: &LlamaConfig) -> Result<Self> {
+    fn new(config: &LlamaConfig) -> Self {
         let d = config.head_dim;
         let theta: Vec<f32> = (0..d)
             .step_by(2)
@@ -97,55 +94,29 @@ impl Rope {
         let angles: Vec<f32> = (0..config.context_length)
             .flat_map(|p| theta.iter().map(move |t| p as f32 * t))
             .collect();
-        let shape = (config.context_length, d / 2);
-        let cos = angles.iter().map(|a| a.cos()).collect();
-        let sin = angles.iter().map(|a| a.sin()).collect();
-        Ok(Self {
-            cos: Tensor::from_vec(cos, shape, &Device::Cpu)?,
-            sin: Tensor::from_vec(sin, shape, &Device::Cpu)?,
-        })
+        Self {
+            cos: angles.iter().map(|a| a.cos()).collect(),
+            sin: angles.iter().map(|a| a.sin()).collect(),
+            half: d / 2,
+        }
     }
 
-    /// Rotates `x`, (batch, heads, n, head_dim) contiguous, whose first row is at `position`.
-    fn apply(&self, x: &Tensor, position: usize) -> Result<Tensor> {
-        let n = x.dim(2)?;
-        let cos = self.cos.narrow(0, position, n)?;
-        let sin = self.sin.narrow(0, position, n)?;
-        Ok(rope_i(x, &cos, &sin)?)
-    }
-}
-
-/// Keys or values of the positions so far: a (batch, kv heads, capacity, head_dim) buffer
-/// that doubles when full, so a token costs one row write instead of a copy of the cache.
-#[derive(Default)]
-struct Cache {
-    buffer: Option<Tensor>,
-    len: usize,
-}
-
-impl Cache {
-    /// Appends `x` (batch, kv heads, n, head_dim; contiguous) and returns a view of all
-    /// positions so far.
-    fn append(&mut self, x: &Tensor, max_len: usize) -> Result<Tensor> {
-        let (b, heads, n, d) = x.dims4()?;
-        let len = self.len + n;
-        let buffer = match self.buffer.take() {
-            Some(buffer) if buffer.dim(2)? >= len => buffer,
-            old => {
-                let capacity = old.as_ref().map_or(Ok(0), |t| t.dim(2))?;
-                let grown = len.next_power_of_two().max(MIN_CACHE).min(max_len).max(len);
-                let extra = Tensor::zeros((b, heads, grown - capacity, d), x.dtype(), x.device())?;
-                match old {
-                    Some(old) => Tensor::cat(&[&old, &extra], 2)?,
-                    None => extra,
+    /// Rotates `x`, rows of heads × head_dim whose first row is at `position`, in place:
+    /// each adjacent pair (GGUF's interleaved layout) by its position's angle, as candle's
+    /// `rope_i` does.
+    fn apply(&self, x: &mut [f32], heads: usize, position: usize) {
+        let width = heads * 2 * self.half;
+        for (i, row) in x.chunks_exact_mut(width).enumerate() {
+            let at = (position + i) * self.half;
+            let (cos, sin) = (&self.cos[at..at + self.half], &self.sin[at..at + self.half]);
+            for head in row.chunks_exact_mut(2 * self.half) {
+                for ((pair, &c), &s) in head.chunks_exact_mut(2).zip(cos).zip(sin) {
+                    let (a, b) = (pair[0], pair[1]);
+                    pair[0] = a * c - b * s;
+                    pair[1] = a * s + b * c;
                 }
             }
-        };
-        buffer.slice_set(x, 2, self.len)?;
-        let all = buffer.narrow(2, 0, len)?;
-        self.buffer = Some(buffer);
-        self.len = len;
-        Ok(all)
+        }
     }
 }
 
@@ -159,61 +130,27 @@ struct Layer {
     gate: Matmul,
     up: Matmul,
     down: Matmul,
-    keys: Cache,
-    values: Cache,
+    cache: KvCache,
 }
 
 impl Layer {
-    fn attention(
-        &mut self,
-        x: &Tensor,
-        position: usize,
-        mask: Option<&Tensor>,
-        rope: &Rope,
-        c: &LlamaConfig,
-    ) -> Result<Tensor> {
-        let (b, n, _) = x.dims3()?;
-        let (heads, kv_heads, d) = (c.head_count, c.head_count_kv, c.head_dim);
-        // (b, n, heads·d) → (b, heads, n, d); `contiguous` copies only when n > 1.
-        let split = |y: Tensor, h: usize| -> Result<Tensor> {
-            Ok(y.reshape((b, n, h, d))?.transpose(1, 2)?.contiguous()?)
-        };
-        let q = rope.apply(&split(self.wq.forward(x)?, heads)?, position)?;
-        let k = rope.apply(&split(self.wk.forward(x)?, kv_heads)?, position)?;
-        let v = split(self.wv.forward(x)?, kv_heads)?;
-        let k = self.keys.append(&k, c.context_length)?;
-        let v = self.values.append(&v, c.context_length)?;
-        let t = k.dim(2)?;
-        // Query heads sharing a KV head are adjacent: as the rows of one matrix per KV head
-        // (row = group member × n + query) they attend without repeating K and V.
-        let group = heads / kv_heads;
-        let q = q.reshape((b, kv_heads, group * n, d))?;
-        let scores = (q.matmul(&k.t()?)? / (d as f64).sqrt())?;
-        let scores = match mask {
-            Some(mask) => scores
-                .reshape((b, kv_heads, group, n, t))?
-                .broadcast_add(mask)?,
-            None => scores,
-        };
-        let probs = softmax_last_dim(&scores)?.reshape((b, kv_heads, group * n, t))?;
-        let y = probs
-            .matmul(&v)?
-            .reshape((b, heads, n, d))?
-            .transpose(1, 2)?
-            .reshape((b, n, heads * d))?;
+    fn attention(&mut self, x: &Tensor, rope: &Rope, c: &LlamaConfig) -> Result<Tensor> {
+        let (b, n, width) = x.dims3()?;
+        let position = self.cache.len();
+        let rows = x.flatten_all()?.to_vec1::<f32>()?;
+        let mut q = self.wq.forward_rows(&rows, width)?;
+        let mut k = self.wk.forward_rows(&rows, width)?;
+        let v = self.wv.forward_rows(&rows, width)?;
+        rope.apply(&mut q, c.head_count, position);
+        rope.apply(&mut k, c.head_count_kv, position);
+        let context = self.cache.attend(&q, &k, &v)?;
+        let y = Tensor::from_vec(context, (b, n, c.head_count * c.head_dim), &Device::Cpu)?;
         Ok(self.wo.forward(&y)?)
     }
 
-    fn forward(
-        &mut self,
-        x: &Tensor,
-        position: usize,
-        mask: Option<&Tensor>,
-        rope: &Rope,
-        c: &LlamaConfig,
-    ) -> Result<Tensor> {
+    fn forward(&mut self, x: &Tensor, rope: &Rope, c: &LlamaConfig) -> Result<Tensor> {
         let h = rms_norm(x, &self.attn_norm, c.rms_norm_eps)?;
-        let x = (self.attention(&h, position, mask, rope, c)? + x)?;
+        let x = (self.attention(&h, rope, c)? + x)?;
         let h = rms_norm(&x, &self.ffn_norm, c.rms_norm_eps)?;
         let h = (silu(&self.gate.forward(&h)?)? * self.up.forward(&h)?)?;
         Ok((self.down.forward(&h)? + x)?)
@@ -254,8 +191,12 @@ impl Llama {
                     gate: matrix(weights, &p("ffn_gate"))?,
                     up: matrix(weights, &p("ffn_up"))?,
                     down: matrix(weights, &p("ffn_down"))?,
-                    keys: Cache::default(),
-                    values: Cache::default(),
+                    cache: KvCache::new(
+                        config.head_count,
+                        config.head_count_kv,
+                        config.head_dim,
+                        config.context_length,
+                    ),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -268,7 +209,7 @@ impl Llama {
             output,
             layers,
             norm: weights.f32("output_norm.weight")?,
-            rope: Rope::new(&config)?,
+            rope: Rope::new(&config),
             config,
         })
     }
@@ -280,23 +221,26 @@ impl Llama {
     /// Keeps the first `len` cached positions; later appends overwrite the rest in place.
     pub fn truncate_kv_cache(&mut self, len: usize) {
         for layer in &mut self.layers {
-            layer.keys.len = layer.keys.len.min(len);
-            layer.values.len = layer.values.len.min(len);
+            layer.cache.truncate(len);
         }
     }
 
     pub fn clear_kv_cache(&mut self) {
         for layer in &mut self.layers {
-            layer.keys = Cache::default();
-            layer.values = Cache::default();
+            layer.cache.clear();
         }
     }
 
-    /// Logits of the token after `ids` (batch, n; u32), with `position` tokens already in
-    /// the cache (0 starts over): (batch, vocab).
+    /// Logits of the token after `ids` (1, n; u32), with `position` tokens already in the
+    /// cache (0 starts over): (1, vocab).
     pub fn forward(&mut self, ids: &Tensor, position: usize) -> Result<Tensor> {
         let (b, n) = ids.dims2()?;
-        let cached = self.layers.first().map_or(0, |l| l.keys.len);
+        let cached = self.layers.first().map_or(0, |l| l.cache.len());
+        if b != 1 {
+            return Err(Error::InvalidArgument(format!(
+                "a batch of {b} sequences; the KV cache holds one"
+            )));
+        }
         if n == 0 || (position != 0 && position != cached) {
             return Err(Error::InvalidArgument(format!(
                 "{n} tokens at position {position}, but the cache holds {cached}"
@@ -312,10 +256,9 @@ impl Llama {
         if position == 0 {
             self.clear_kv_cache();
         }
-        let mask = (n > 1).then(|| causal_mask(n, position)).transpose()?;
         let mut x = self.embedding.embedding(ids)?;
         for layer in &mut self.layers {
-            x = layer.forward(&x, position, mask.as_ref(), &self.rope, &self.config)?;
+            x = layer.forward(&x, &self.rope, &self.config)?;
         }
         let last = rms_norm(
             &x.narrow(1, n - 1, 1)?,
@@ -325,21 +268,4 @@ impl Llama {
         let head = self.output.as_ref().unwrap_or(&self.embedding);
         Ok(head.forward(&last)?.reshape((b, ()))?)
     }
-}
-
-/// The prefill mask, added to the attention scores: each of the `n` new positions sees the
-/// `position` cached ones and the new ones up to itself.
-pub(super) fn causal_mask(n: usize, position: usize) -> Result<Tensor> {
-    let mask: Vec<f32> = (0..n)
-        .flat_map(|i| {
-            (0..position + n).map(move |j| {
-                if j > position + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
-        .collect();
-    Ok(Tensor::from_vec(mask, (n, position + n), &Device::Cpu)?)
 }

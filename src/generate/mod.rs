@@ -5,6 +5,7 @@
 //! The engine keeps no clocks (`std::time::Instant` does not exist on wasm32); callers
 //! time prefill and decoding themselves.
 
+mod attention;
 mod gpt2;
 mod llama;
 mod requantize;
@@ -311,11 +312,10 @@ impl Generator {
     }
 
     /// Readies the cache for `tokens` and returns how many of them it already holds (those
-    /// need no prefill): the primed prefix when `tokens` starts with it, else none. Only that
-    /// fixed prefix is reused, never "whatever matches": a token's numbers depend slightly on
-    /// which tokens share its batch (summation order in the attention matmuls, magnified by
-    /// int8 activation rounding), so always splitting a prompt the same way keeps "same
-    /// prompt, same seed, same tagline" true.
+    /// need no prefill): the primed prefix when `tokens` starts with it, else none. On
+    /// quantized weights a position's numbers do not depend on how the prompt was split
+    /// (`attention.rs`; `tests/generation_parity.rs` checks every split), so the primed run
+    /// gives the bits a whole prefill would.
     fn reuse_cache(&mut self, tokens: &[u32]) -> Result<usize> {
         let primed = self.primed.len();
         if primed == 0 || tokens.len() <= primed || !tokens.starts_with(&self.primed) {

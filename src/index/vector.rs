@@ -61,19 +61,25 @@ impl<const N: usize> QuantizedVector<N> {
 }
 
 /// Integer dot product: exact, so every version gives the same number. Natively 32 products
-/// per `vpmaddubsw`; elsewhere a plain zip that LLVM vectorizes (wasm simd128).
+/// per `vpmaddubsw` (unless `MARQUEE_PORTABLE`, see `kernels::simd_enabled`); elsewhere a
+/// plain zip that LLVM vectorizes (wasm simd128).
 pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
     let n = a.len().min(b.len());
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    {
-        let body = n / 32 * 32;
-        // SAFETY: the CPU has AVX2 (checked at compile time, above), and `dot_i8_avx2`
-        // reads only the `body` values of each slice it is given.
-        let sum = unsafe { dot_i8_avx2(&a[..body], &b[..body]) };
-        sum + dot_i8_portable(&a[body..n], &b[body..n])
+    if crate::kernels::simd_enabled() {
+        return dot_i8_simd(&a[..n], &b[..n]);
     }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
     dot_i8_portable(&a[..n], &b[..n])
+}
+
+/// [`dot_i8`] on AVX2, for equally long slices.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+fn dot_i8_simd(a: &[i8], b: &[i8]) -> i32 {
+    let body = a.len() / 32 * 32;
+    // SAFETY: the CPU has AVX2 (checked at compile time, above), and `dot_i8_avx2` reads
+    // only the `body` values of each slice it is given.
+    let sum = unsafe { dot_i8_avx2(&a[..body], &b[..body]) };
+    sum + dot_i8_portable(&a[body..], &b[body..])
 }
 
 fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
@@ -120,19 +126,24 @@ pub fn dot_f32_i8(query: &[f32], values: &[i8]) -> f32 {
         target_feature = "avx2",
         target_feature = "fma"
     ))]
-    {
-        let body = n / 32 * 32;
-        // SAFETY: the CPU has AVX2 and FMA (checked at compile time, above), and
-        // `dot_avx2` reads only the `body` values of each slice it is given.
-        let sum = unsafe { dot_avx2(&query[..body], &values[..body]) };
-        sum + dot_portable(&query[body..], &values[body..])
+    if crate::kernels::simd_enabled() {
+        return dot_f32_i8_simd(query, values);
     }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    )))]
     dot_portable(query, values)
+}
+
+/// [`dot_f32_i8`] on AVX2, for equally long slices.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+fn dot_f32_i8_simd(query: &[f32], values: &[i8]) -> f32 {
+    let body = query.len() / 32 * 32;
+    // SAFETY: the CPU has AVX2 and FMA (checked at compile time, above), and `dot_avx2`
+    // reads only the `body` values of each slice it is given.
+    let sum = unsafe { dot_avx2(&query[..body], &values[..body]) };
+    sum + dot_portable(&query[body..], &values[body..])
 }
 
 /// The definition both versions compute, bit for bit: four groups of eight partial sums (so
@@ -232,12 +243,17 @@ mod tests {
     /// Natively the AVX2 sums, in wasm the portable loop: the same bits, so a score (and so
     /// a ranking) is the same on both.
     #[test]
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
     fn every_build_scores_with_the_same_bits() {
         for seed in 0..50 {
             let (a, b) = (normalized(seed, 384), normalized(seed + 77, 384));
             let q = QuantizedVector::<384>::quantize(&b).expect("384 wide");
             assert_eq!(
-                dot_f32_i8(&a, q.values()).to_bits(),
+                dot_f32_i8_simd(&a, q.values()).to_bits(),
                 dot_portable(&a, q.values()).to_bits()
             );
         }
@@ -250,6 +266,8 @@ mod tests {
             let b = QuantizedVector::<384>::quantize(&normalized(seed + 9, 384)).expect("384");
             let (a, b) = (&a.values()[..len], &b.values()[..len]);
             assert_eq!(dot_i8(a, b), dot_i8_portable(a, b));
+            #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+            assert_eq!(dot_i8_simd(a, b), dot_i8_portable(a, b));
         }
         assert_eq!(dot_i8(&[-127; 64], &[-127; 64]), 64 * 127 * 127);
     }

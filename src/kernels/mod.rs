@@ -13,6 +13,7 @@
 //! elsewhere.
 
 mod activations;
+pub(crate) mod attention;
 mod matrix;
 mod q4;
 mod q8;
@@ -23,31 +24,111 @@ mod q8;
     target_feature = "fma"
 ))]
 mod dot_avx2;
-// Always built: the SIMD kernels are tested against it.
-#[cfg_attr(not(test), allow(dead_code))]
+// Always built: it defines the results, the SIMD kernels are tested against it, and
+// `MARQUEE_PORTABLE=1` runs it natively.
+#[cfg_attr(
+    all(target_arch = "wasm32", target_feature = "simd128", not(test)),
+    allow(dead_code)
+)]
 mod dot_scalar;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod dot_simd128;
 #[cfg(test)]
 mod tests;
 
+// The build's SIMD kernel whatever `MARQUEE_PORTABLE` says, for the tests that hold it to the
+// portable definition (the portable one itself where no SIMD kernel is compiled in).
 #[cfg(all(
+    test,
     target_arch = "x86_64",
     target_feature = "avx2",
     target_feature = "fma"
 ))]
-use dot_avx2 as backend;
-#[cfg(not(any(
-    all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ),
-    all(target_arch = "wasm32", target_feature = "simd128")
-)))]
-use dot_scalar as backend;
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-use dot_simd128 as backend;
+use dot_avx2 as compiled_simd;
+#[cfg(all(
+    test,
+    not(any(
+        all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma"
+        ),
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))
+))]
+use dot_scalar as compiled_simd;
+#[cfg(all(test, target_arch = "wasm32", target_feature = "simd128"))]
+use dot_simd128 as compiled_simd;
+
+/// Whether the SIMD kernels run. Natively they are compiled in for the build's instruction
+/// set (AVX2 + FMA, see `.cargo/config.toml`) and used unless the environment variable
+/// `MARQUEE_PORTABLE` is set to anything but `0` or empty, which runs the portable code
+/// instead: the test command runs the whole suite both ways, so a result that holds only
+/// on one path is caught on any machine. Read once per process. In wasm the choice is
+/// made at compile time (`simd128`).
+pub fn simd_enabled() -> bool {
+    #[cfg(target_arch = "wasm32")]
+    return cfg!(target_feature = "simd128");
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        static SIMD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *SIMD.get_or_init(|| {
+            let portable =
+                std::env::var("MARQUEE_PORTABLE").is_ok_and(|v| !v.is_empty() && v != "0");
+            cfg!(all(
+                target_arch = "x86_64",
+                target_feature = "avx2",
+                target_feature = "fma"
+            )) && !portable
+        })
+    }
+}
+
+/// The tile kernels the matrices call: the build's SIMD kernel, or the portable definition
+/// where none is compiled in or [`simd_enabled`] says no.
+mod backend {
+    use super::activations::ActRow;
+    use super::q4::WeightRow;
+    use super::q8::Q8WeightRow;
+
+    #[inline(always)]
+    pub(crate) fn dot_q4<const W: usize, const R: usize, const HAS_MIN: bool>(
+        w: &[WeightRow; W],
+        x: &[ActRow; R],
+    ) -> [[f32; R]; W] {
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma"
+        ))]
+        if super::simd_enabled() {
+            return super::dot_avx2::dot_q4::<W, R, HAS_MIN>(w, x);
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        return super::dot_simd128::dot_q4::<W, R, HAS_MIN>(w, x);
+        #[allow(unreachable_code)]
+        super::dot_scalar::dot_q4::<W, R, HAS_MIN>(w, x)
+    }
+
+    #[inline(always)]
+    pub(crate) fn dot_q8<const W: usize, const R: usize>(
+        w: &[Q8WeightRow; W],
+        x: &[ActRow; R],
+    ) -> [[f32; R]; W] {
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma"
+        ))]
+        if super::simd_enabled() {
+            return super::dot_avx2::dot_q8::<W, R>(w, x);
+        }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        return super::dot_simd128::dot_q8::<W, R>(w, x);
+        #[allow(unreachable_code)]
+        super::dot_scalar::dot_q8::<W, R>(w, x)
+    }
+}
 
 use std::sync::Arc;
 

@@ -7,10 +7,9 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 
 use super::activations::{ActRow, Q8Rows};
-use super::matrix::BlockRows;
 use super::q4::Q4Matrix;
 use super::q8::Q8Matrix;
-use super::{dot_scalar, qmatmul, Matmul};
+use super::{compiled_simd, dot_scalar, qmatmul, Matmul};
 
 const FORMATS: [GgmlDType; 3] = [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0];
 
@@ -104,12 +103,18 @@ fn simd_kernels_equal_the_scalar_definition() {
             Q4Matrix::from_ggml(dtype, &weights.data().expect("bytes"), 256).expect("4-bit");
         for j in (0..8).step_by(2) {
             let w = [matrix.test_row(j), matrix.test_row(j + 1)];
-            let scalar = if dtype == GgmlDType::Q4_1 {
-                dot_scalar::dot_q4::<2, 4, true>(&w, &rows)
+            let (simd, scalar) = if dtype == GgmlDType::Q4_1 {
+                (
+                    compiled_simd::dot_q4::<2, 4, true>(&w, &rows),
+                    dot_scalar::dot_q4::<2, 4, true>(&w, &rows),
+                )
             } else {
-                dot_scalar::dot_q4::<2, 4, false>(&w, &rows)
+                (
+                    compiled_simd::dot_q4::<2, 4, false>(&w, &rows),
+                    dot_scalar::dot_q4::<2, 4, false>(&w, &rows),
+                )
             };
-            close(matrix.dot::<2, 4>(j, &rows), scalar);
+            close(simd, scalar);
         }
     }
 }
@@ -133,7 +138,7 @@ fn simd_q8_kernel_is_bit_identical_to_the_scalar_definition() {
         for j in 0..=8 - W {
             let w: [_; W] = std::array::from_fn(|i| matrix.test_row(j + i));
             let (simd, scalar) = (
-                matrix.dot::<W, R>(j, &x),
+                compiled_simd::dot_q8::<W, R>(&w, &x),
                 dot_scalar::dot_q8::<W, R>(&w, &x),
             );
             let bits = |v: [[f32; R]; W]| v.map(|row| row.map(f32::to_bits));
