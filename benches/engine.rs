@@ -16,8 +16,9 @@ use std::time::Instant;
 use candle_core::quantized::GgmlDType;
 use marquee::bundle;
 use marquee::catalogue::{Catalogue, ColumnMapping};
-use marquee::embed::{quantize_bert, BertConfig, Embedder, Weights};
+use marquee::embed::{quantize_bert, BertConfig, Embedder};
 use marquee::index::{HnswParams, SearchMode, VectorIndex};
+use marquee::weights::Weights;
 
 // Same allocator as index-builder, so the figures are the CLI's.
 #[global_allocator]

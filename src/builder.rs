@@ -10,10 +10,11 @@ use crate::bundle::{
 };
 use crate::bundle::{FORMAT, FORMAT_VERSION};
 use crate::catalogue::{Catalogue, ColumnMapping};
-use crate::embed::{quantize_bert, BertConfig, Embedder, Weights, MAX_TOKENS};
+use crate::embed::{quantize_bert, BertConfig, Embedder, MAX_TOKENS};
 use crate::error::{Error, Result};
 use crate::generate::{requantize_gguf, Generator};
 use crate::index::{HnswParams, VectorIndex};
+use crate::weights::Weights;
 
 pub const EMBEDDING_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
@@ -57,8 +58,10 @@ impl Default for BuildOptions {
             embedder_dtype: GgmlDType::Q8_0,
             source: String::new(),
             columns: ColumnMapping::default(),
-            attribution: "This product uses the TMDB API but is not endorsed or certified by TMDB."
-                .into(),
+            attribution:
+                "Movie data from TMDB (The Movie Database). This product uses the TMDB API \
+                          but is not endorsed or certified by TMDB."
+                    .into(),
             generator: None,
         }
     }

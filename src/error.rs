@@ -22,6 +22,9 @@ pub enum Error {
     #[error("the query is too long: {bytes} bytes (the limit is {limit}); shorten it")]
     QueryTooLong { bytes: usize, limit: usize },
 
+    #[error("the prompt would be {tokens} tokens (the limit is {limit}); shorten the text")]
+    PromptTooLong { tokens: usize, limit: usize },
+
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 

@@ -9,7 +9,8 @@
 //! - [`bundle`]: the versioned, hash-checked files the builder writes and the page loads.
 //! - [`builder`]: catalogue + model files in, bundle out (what `index-builder build` runs).
 //! - [`retriever`]: the pieces put together: query text in, movies out.
-//! - [`tagline`]: the RAG prompt: an idea and example movies in, a chat prompt out.
+//! - [`task`]: the jobs (taglines first), each from text in to events out.
+//! - [`weights`]: model files (safetensors, GGUF) read into tensors, for every model.
 
 pub mod builder;
 pub mod bundle;
@@ -21,6 +22,7 @@ pub mod generate;
 pub mod index;
 pub mod kernels;
 pub mod retriever;
-pub mod tagline;
+pub mod task;
+pub mod weights;
 
 pub use error::{Error, Result};

@@ -4,7 +4,8 @@
 mod common;
 
 use candle_core::quantized::GgmlDType;
-use marquee::embed::{cosine, quantize_bert, BertConfig, Embedder, Weights, MAX_QUERY_BYTES};
+use marquee::embed::{cosine, quantize_bert, BertConfig, Embedder, MAX_QUERY_BYTES};
+use marquee::weights::Weights;
 use marquee::Error;
 
 fn quantized_embedder(dtype: GgmlDType) -> (Embedder, usize) {

@@ -264,7 +264,6 @@ fn seeded_sampling_is_reproducible() {
         temperature: 1.0,
         seed,
         max_tokens: 16,
-        stop_at_newline: false,
         ..SamplingParams::default()
     };
     let mut sample = |seed| {

@@ -6,11 +6,12 @@
 // again; a fresh download that fails it is an error. If the browser will not store a part
 // (quota), the page still works and says that the next visit downloads again.
 //
-// Queries: `session.query` retrieves and starts a tagline, then one `session.step` per
+// Queries: `session.query` runs the job up to its generation, then one `session.step` per
 // piece of text, yielding to the event loop in between so a `cancel` message gets through.
-// Message shapes: web/src/protocol.rs.
+// Every message is built by protocol.js, generated from web/src/protocol.rs.
 
 import init, { Session } from './marquee-web.js';
+import * as protocol from './protocol.js';
 
 const BUNDLE = new URL('./bundle/', import.meta.url);
 const CACHE_NAME = 'marquee-parts-v1';
@@ -44,8 +45,8 @@ async function load() {
   try {
     session?.free();
     session = null;
-    post({ type: 'progress', stage: 'init', asset: null, file: null,
-      loaded: 0, total: null, cached: false, overall_loaded: 0, overall_total: 0 });
+    post(protocol.progress({ stage: 'init', asset: null, file: null,
+      loaded: 0, total: null, cached: false, overall_loaded: 0, overall_total: 0 }));
     await init({ module_or_path: new URL('./marquee-web_bg.wasm', import.meta.url) });
     const manifestResponse = await fetch(new URL('manifest.json', BUNDLE), { cache: 'no-cache' });
     if (!manifestResponse.ok) {
@@ -66,17 +67,17 @@ async function load() {
     progress.stage('init');
     const loaded = next.finish();
     session = next;
-    post({
-      type: 'ready',
+    post(protocol.ready({
       movies: loaded.movies,
       generator: loaded.generator,
+      attribution: loaded.attribution,
       load_ms: performance.now() - started,
       downloaded_bytes: stats.downloaded,
       cached_bytes: stats.cached,
       warnings: stats.warnings,
-    });
+    }));
   } catch (error) {
-    post({ type: 'error', id: null, message: describe(error), fatal: true });
+    post(protocol.error({ id: null, message: describe(error), fatal: true }));
   }
 }
 
@@ -176,23 +177,23 @@ class Progress {
     this.lastPost.set(part.name, now);
     let overall = 0;
     for (const value of this.loaded.values()) overall += value;
-    post({
-      type: 'progress', stage: 'download', asset: part.name, file: part.file,
+    post(protocol.progress({
+      stage: 'download', asset: part.name, file: part.file,
       loaded, total, cached, overall_loaded: overall, overall_total: this.total,
-    });
+    }));
   }
 
   stage(stage) {
-    post({
-      type: 'progress', stage, asset: null, file: null, loaded: 0, total: null,
+    post(protocol.progress({
+      stage, asset: null, file: null, loaded: 0, total: null,
       cached: false, overall_loaded: this.total, overall_total: this.total,
-    });
+    }));
   }
 }
 
 async function runQuery(request) {
   if (!session) {
-    post({ type: 'error', id: request.id, message: 'The models are still loading.', fatal: false });
+    post(protocol.error({ id: request.id, message: 'The models are still loading.', fatal: false }));
     return;
   }
   activeId = request.id;
@@ -207,7 +208,7 @@ async function runQuery(request) {
       await tick();
     }
   } catch (error) {
-    post({ type: 'error', id: request.id, message: describe(error), fatal: false });
+    post(protocol.error({ id: request.id, message: describe(error), fatal: false }));
   } finally {
     if (activeId === request.id) activeId = null;
   }

@@ -19,6 +19,7 @@ import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { startServer } from './server.mjs';
 import { startMemorySampler } from './procmem.mjs';
+import { TAGLINE_DEFAULTS, TAGLINE_LIMITS } from '../../www/protocol.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '../..');
@@ -46,40 +47,8 @@ const IDEAS = [
   'A washed-up boxer trains a teenage girl for one last championship fight.',
 ];
 
-// wllama gets one fixed prompt in the shape our page builds (SmolLM2's chat template, a
-// system line, few-shot overview → tagline exchanges, then the idea): about 300 tokens.
-const SYSTEM_PROMPT =
-  'You write movie taglines. Given a movie\'s overview, reply with one short, catchy tagline.';
-const PROMPT_EXAMPLES = [
-  ['A team of thieves who steal corporate secrets through dream-sharing technology is given the ' +
-    'inverse task of planting an idea into the mind of the heir to a vast business empire. Their ' +
-    'leader must fight the memory of his late wife, who haunts every level of the dream.',
-  'Your mind is the scene of the crime.'],
-  ['When a great white shark begins attacking swimmers off a New England island during the ' +
-    'summer season, the town\'s police chief, a marine biologist and a grizzled fisherman set out ' +
-    'on a small boat to hunt it down before the holiday weekend.',
-  'Don\'t go in the water.'],
-  ['Two stage magicians in turn-of-the-century London become bitter rivals after a tragic accident ' +
-    'during a water-tank escape. Each becomes obsessed with exposing the other\'s secrets, and ' +
-    'their competition escalates into deception, sabotage and murder.',
-  'Are you watching closely?'],
-  ['A young farm boy on a desert planet discovers a hidden message from a captured princess, and ' +
-    'joins an old knight, a smuggler and two droids on a desperate mission to rescue her and ' +
-    'destroy a space station that can wipe out entire worlds.',
-  'A long time ago in a galaxy far, far away.'],
-];
-const PROMPT_IDEA = IDEAS[0];
-
-function chatTurn(role, content) {
-  return `<|im_start|>${role}\n${content}<|im_end|>\n`;
-}
-
-function wllamaPrompt() {
-  const examples = PROMPT_EXAMPLES.map(([overview, tagline]) =>
-    chatTurn('user', `Overview: ${overview}`) + chatTurn('assistant', tagline)).join('');
-  return chatTurn('system', SYSTEM_PROMPT) + examples +
-    chatTurn('user', `Overview: ${PROMPT_IDEA}`) + '<|im_start|>assistant\n';
-}
+// wllama runs on the prompt our page built for the first idea (the `retrieved` message
+// carries it), so both prefill and decode the same text.
 
 // ---------------------------------------------------------------- command line
 
@@ -113,8 +82,9 @@ function parseArgs(argv) {
     else if (arg === '--help' || arg === '-h') usage();
     else usage(`unknown argument ${arg}`);
   }
-  // Our page keeps its max-tokens setting within 8..64.
-  if (!opts.skipOurs && (opts.tokens < 8 || opts.tokens > 64)) usage('--tokens must be 8..64');
+  // The engine's bound on a query's tokens (www/protocol.js).
+  if (opts.tokens > TAGLINE_LIMITS.max_tokens) usage(`--tokens must be at most ${TAGLINE_LIMITS.max_tokens}`);
+  if (opts.skipOurs && !opts.skipWllama) usage('wllama runs on the prompt our page builds: drop --skip-ours');
   return opts;
 }
 
@@ -211,7 +181,8 @@ async function waitForReady(page, pageProblems) {
 // Fills in the form (fixed seed so runs repeat) and clicks Generate (then at once Stop, if
 // `stop`); returns where in the message log this query's messages start and the click time.
 async function submitIdea(page, { idea, mode, maxTokens, stop }) {
-  return page.evaluate(({ idea, mode, maxTokens, stop }) => {
+  const temperature = TAGLINE_DEFAULTS.temperature;
+  return page.evaluate(({ idea, mode, maxTokens, stop, temperature }) => {
     const set = (id, value) => {
       const el = document.getElementById(id);
       el.value = String(value);
@@ -221,7 +192,7 @@ async function submitIdea(page, { idea, mode, maxTokens, stop }) {
     set('idea', idea);
     set('mode', mode);
     set('max-tokens', maxTokens);
-    set('temperature', 0.7);
+    set('temperature', temperature);
     set('seed', 42);
     document.getElementById('random-seed').checked = false;
     if (document.body.dataset.state !== 'ready') throw new Error(`page is ${document.body.dataset.state}, not ready`);
@@ -230,7 +201,7 @@ async function submitIdea(page, { idea, mode, maxTokens, stop }) {
     document.getElementById('generate').click();
     if (stop) document.getElementById('stop').click();
     return { from, clicked };
-  }, { idea, mode, maxTokens, stop });
+  }, { idea, mode, maxTokens, stop, temperature });
 }
 
 // One query through the page. With searchOnly (used to time exact search cheaply) Stop is
@@ -258,6 +229,7 @@ function summarizeQuery(events, clicked, mode) {
     ? (last.data.tokens - first.data.tokens) / ((last.t - first.t) / 1000) : null;
   return {
     mode,
+    prompt: retrieved?.data.prompt ?? null,
     embed_ms: retrieved?.data.embed_ms ?? null,
     search_ms: retrieved?.data.search_ms ?? null,
     examples_in_prompt: retrieved?.data.examples_in_prompt ?? null,
@@ -354,8 +326,8 @@ async function benchOurs(opts) {
 // ---------------------------------------------------------------- wllama
 
 // One model in wllama: a new browser, the model fetched from our server, `runs`
-// completions of the fixed prompt. Returns wllama-bench.js's numbers plus our own.
-async function benchWllama(opts, model) {
+// completions of our page's prompt. Returns wllama-bench.js's numbers plus our own.
+async function benchWllama(opts, model, prompt) {
   const server = await startServer([
     ['/wllama.html', path.join(HERE, 'wllama.html')],
     ['/wllama-bench.js', path.join(HERE, 'wllama-bench.js')],
@@ -374,7 +346,7 @@ async function benchWllama(opts, model) {
     const runs = opts.runs ?? 3;
     say(`wllama ${model.label}: load + ${runs} × ${opts.tokens}-token completions…`);
     const result = await page.evaluate((args) => window.runWllamaBench(args), {
-      modelUrl: './models/model.gguf', prompt: wllamaPrompt(), nPredict: opts.tokens, runs,
+      modelUrl: './models/model.gguf', prompt, nPredict: opts.tokens, runs,
     }).catch((e) => { throw new BenchError(`wllama (${model.label}) failed: ${e.message}${pageProblems()}`); });
     return {
       label: model.label, file: model.file, chromium: browser.version(), ...result,
@@ -498,8 +470,8 @@ function renderTable(results) {
       (env.libllama ? ` · wllama ${env.wllama} (llama.cpp ${env.libllama})` : ''),
     `Load average (1 min) at start / end: ${env.loadavg_start[0].toFixed(2)} / ${env.loadavg_end[0].toFixed(2)}. ` +
       `Single-threaded; at most ${env.tokens} new tokens. ` +
-      (results.ours ? `Ours: median over ${env.ours_runs} ideas (temperature 0.7, seed 42, stops at end of line). ` : '') +
-      (results.wllama ? `wllama: median of ${env.wllama_runs} runs (greedy, EOS ignored, fixed prompt).` : ''),
+      (results.ours ? `Ours: median over ${env.ours_runs} ideas (temperature ${TAGLINE_DEFAULTS.temperature}, seed 42, stops at end of line). ` : '') +
+      (results.wllama ? `wllama: median of ${env.wllama_runs} runs (greedy, EOS ignored, the prompt our page built for the first idea).` : ''),
     '',
     line(['Metric', ...columns.map((c) => c.title)]),
     line(['---', ...columns.map(() => '---')]),
@@ -546,7 +518,9 @@ async function main() {
       if (!fs.existsSync(m.file)) throw new BenchError(`missing model file ${m.file}`);
     }
     results.wllama = [];
-    for (const model of models) results.wllama.push(await benchWllama(opts, model));
+    const prompt = results.ours?.queries[0]?.prompt;
+    if (!prompt) throw new BenchError('our page reported no prompt for wllama to run');
+    for (const model of models) results.wllama.push(await benchWllama(opts, model, prompt));
     results.env.chromium ??= results.wllama[0]?.chromium;
     results.env.libllama = results.wllama[0]?.libllama;
     for (const x of results.wllama) {

@@ -14,10 +14,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use marquee::embed::parse_gguf_dtype;
 use marquee::eval::{copies_an_example, corpus_bleu, distinct_2, mean_words, rouge_l_f1};
-use marquee::generate::{requantize_gguf, Generator, SamplingParams};
+use marquee::generate::{requantize_gguf, Generator};
 use marquee::index::SearchMode;
 use marquee::retriever::Retriever;
-use marquee::tagline::{build_prompt, prompt_prefix, select_examples, Budget, Examples};
+use marquee::task::tagline::{ExampleSource, Tagline, TaglineRequest};
 
 use crate::tagline::PromptArg;
 
@@ -71,7 +71,7 @@ fn held_out(retriever: &Retriever, n: usize) -> Vec<usize> {
 
 struct Condition {
     name: &'static str,
-    how: Examples,
+    source: ExampleSource,
     generated: Vec<String>,
     copies: usize,
     prompt_tokens: usize,
@@ -95,7 +95,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     let mut generator = Generator::from_llama_gguf(&bytes)?;
     // As the page does: every prompt then prefills only what follows the system turn.
-    generator.prime(&generator.encode(&prompt_prefix())?)?;
+    marquee::task::prime::<Tagline>(&mut generator)?;
     let held = held_out(&retriever, args.holdout);
     anyhow::ensure!(
         held.len() == args.holdout,
@@ -103,11 +103,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         held.len()
     );
     let exclude: HashSet<usize> = held.iter().copied().collect();
-    // The product's sampling settings (greedy decoding loops on this model), max 24 tokens;
-    // the seed is fixed per movie, so a run is reproducible.
-    let base = SamplingParams {
+    // The product's settings (greedy decoding loops on this model), max 24 tokens, exact
+    // search; the seed is fixed per movie, so a run is reproducible.
+    let base = TaglineRequest {
+        k: args.k,
+        mode: SearchMode::Exact,
+        style: args.prompt.into(),
         max_tokens: 24,
-        ..SamplingParams::default()
+        ..TaglineRequest::default()
     };
     for name in &args.conditions {
         anyhow::ensure!(
@@ -116,29 +119,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         );
     }
     let mut conditions: Vec<Condition> = [
-        ("none", "no examples", Examples::None),
-        (
-            "random",
-            "random examples",
-            Examples::Random {
-                k: args.k,
-                seed: args.seed,
-            },
-        ),
-        (
-            "retrieved",
-            "retrieved examples",
-            Examples::Retrieved {
-                k: args.k,
-                mode: SearchMode::Exact,
-            },
-        ),
+        ("none", "no examples", ExampleSource::None),
+        ("random", "random examples", ExampleSource::Random),
+        ("retrieved", "retrieved examples", ExampleSource::Retrieved),
     ]
     .into_iter()
     .filter(|(key, _, _)| args.conditions.iter().any(|c| c == key))
-    .map(|(_, name, how)| Condition {
+    .map(|(_, name, source)| Condition {
         name,
-        how,
+        source,
         generated: Vec::new(),
         copies: 0,
         prompt_tokens: 0,
@@ -154,35 +143,31 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     for condition in &mut conditions {
         bar.set_message(condition.name);
         for (n, &i) in held.iter().enumerate() {
-            let idea = &retriever.movies()[i].overview;
             // Random examples differ per movie, reproducibly.
-            let how = match condition.how {
-                Examples::Random { k, seed } => Examples::Random {
-                    k,
-                    seed: seed.wrapping_add(n as u64 * 7919),
-                },
-                other => other,
-            };
-            let examples = select_examples(&retriever, idea, how, &exclude)?;
-            let count = |s: &str| generator.encode(s).map_or(usize::MAX, |ids| ids.len());
-            let (prompt, kept) = build_prompt(
-                idea,
-                &examples,
-                args.prompt.into(),
-                Budget::default(),
-                &count,
-            )?;
-            let ids = generator.encode(&prompt)?;
-            condition.prompt_tokens += ids.len();
-            let params = SamplingParams {
+            let request = TaglineRequest {
+                idea: retriever.movies()[i].overview.clone(),
+                examples: condition.source,
+                examples_seed: args.seed.wrapping_add(n as u64 * 7919),
                 seed: base.seed.wrapping_add(n as u64),
                 ..base.clone()
             };
-            let out = generator.generate(&ids, &params, |_| ControlFlow::Continue(()))?;
+            let job = marquee::task::tagline::start(
+                &retriever,
+                Some(&mut generator),
+                &request,
+                &exclude,
+                |_| {},
+            )?;
+            let (Some(prompt), Some(run)) = (job.prompt, job.run) else {
+                anyhow::bail!("the tagline job started without a generator");
+            };
+            condition.prompt_tokens += prompt.tokens.len();
+            let out = run.to_end(&mut generator, |_| ControlFlow::Continue(()))?;
             let text = out.text.trim().trim_matches('"').trim().to_string();
-            let example_taglines: Vec<&str> = examples
+            let example_taglines: Vec<&str> = job
+                .examples
                 .iter()
-                .take(kept)
+                .take(prompt.examples_in_prompt)
                 .filter_map(|e| e.movie.tagline.as_deref())
                 .collect();
             condition.copies += usize::from(copies_an_example(&text, &example_taglines));

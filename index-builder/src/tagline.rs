@@ -1,5 +1,6 @@
-//! `index-builder tagline`: the whole RAG loop from the terminal: retrieve similar movies,
-//! show them, and stream a new tagline written with them as examples.
+//! `index-builder tagline`: the whole RAG loop from the terminal, on the engine's tagline
+//! task (the page's): retrieve similar movies, show them, and stream a new tagline written
+//! with them as examples.
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -8,23 +9,32 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use marquee::generate::{Generator, SamplingParams};
+use marquee::generate::Generator;
 use marquee::index::SearchMode;
 use marquee::retriever::Retriever;
-use marquee::tagline::{
-    build_prompt, prompt_prefix, select_examples, Budget, Examples, PromptStyle,
-};
+use marquee::task::tagline::{ExampleSource, PromptStyle, Tagline, TaglineRequest};
+use marquee::task::{Phase, RunEvent};
 
 use crate::paths;
 
 #[derive(Clone, Copy, ValueEnum)]
-enum ExampleSource {
+enum ExampleArg {
     Retrieved,
     Random,
     None,
 }
 
-/// `--prompt`: how the examples appear in the prompt (see `marquee::tagline::PromptStyle`).
+impl From<ExampleArg> for ExampleSource {
+    fn from(arg: ExampleArg) -> Self {
+        match arg {
+            ExampleArg::Retrieved => ExampleSource::Retrieved,
+            ExampleArg::Random => ExampleSource::Random,
+            ExampleArg::None => ExampleSource::None,
+        }
+    }
+}
+
+/// `--prompt`: how the examples appear in the prompt (see `marquee::task::tagline::PromptStyle`).
 #[derive(Clone, Copy, ValueEnum)]
 pub enum PromptArg {
     /// The examples' taglines as a list before the idea (the page's prompt).
@@ -42,34 +52,53 @@ impl From<PromptArg> for PromptStyle {
     }
 }
 
+/// Reads the generator GGUF and primes it for the tagline task, as the page does, so that
+/// the same idea and seed give the page's tagline.
+pub fn load_generator(path: Option<PathBuf>) -> anyhow::Result<(Generator, PathBuf)> {
+    let path =
+        path.unwrap_or_else(|| paths::assets_dir().join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "cannot read {} (run scripts/fetch_assets.py?)",
+            path.display()
+        )
+    })?;
+    let mut generator = Generator::from_llama_gguf(&bytes)
+        .with_context(|| format!("cannot load the generator {}", path.display()))?;
+    marquee::task::prime::<Tagline>(&mut generator)?;
+    Ok((generator, path))
+}
+
 #[derive(Args)]
 pub struct TaglineArgs {
     /// The movie idea (a sentence or a whole overview).
     idea: String,
     /// How many example movies go into the prompt.
-    #[arg(short, default_value_t = 4)]
+    #[arg(short, default_value_t = TaglineRequest::default().k)]
     k: usize,
     /// Where the examples come from.
     #[arg(long, value_enum, default_value = "retrieved")]
-    examples: ExampleSource,
+    examples: ExampleArg,
     /// How the examples appear in the prompt.
     #[arg(long, value_enum, default_value = "list")]
     prompt: PromptArg,
-    #[arg(long, default_value = "hnsw")]
+    #[arg(long, default_value_t = TaglineRequest::default().mode)]
     mode: SearchMode,
     /// 0 picks the likeliest token every time.
-    #[arg(long, default_value_t = SamplingParams::default().temperature)]
+    #[arg(long, default_value_t = TaglineRequest::default().temperature)]
     temperature: f64,
-    #[arg(long, default_value_t = 40)]
+    /// 0 turns top-k off.
+    #[arg(long, default_value_t = TaglineRequest::default().top_k)]
     top_k: usize,
-    #[arg(long, default_value_t = 0.9)]
+    /// 1 turns top-p off.
+    #[arg(long, default_value_t = TaglineRequest::default().top_p)]
     top_p: f64,
-    #[arg(long, default_value_t = SamplingParams::default().repeat_penalty)]
+    #[arg(long, default_value_t = TaglineRequest::default().repeat_penalty)]
     repeat_penalty: f32,
-    /// Same seed, same settings, same tagline.
-    #[arg(long, default_value_t = SamplingParams::default().seed)]
+    /// Same seed, same settings, same tagline (also seeds `--examples random`).
+    #[arg(long, default_value_t = TaglineRequest::default().seed)]
     seed: u64,
-    #[arg(long, default_value_t = SamplingParams::default().max_tokens)]
+    #[arg(long, default_value_t = TaglineRequest::default().max_tokens)]
     max_tokens: usize,
     /// Bundle directory [default: $MARQUEE_CACHE/bundle]
     #[arg(long)]
@@ -89,42 +118,33 @@ pub fn run(args: TaglineArgs) -> anyhow::Result<()> {
         .unwrap_or_else(crate::default_bundle_dir);
     let retriever = Retriever::open_dir(&dir)
         .with_context(|| format!("cannot open the bundle in {}", dir.display()))?;
-    let model_path = args
-        .generator
-        .clone()
-        .unwrap_or_else(|| paths::assets_dir().join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    let bytes = std::fs::read(&model_path).with_context(|| {
-        format!(
-            "cannot read {} (run scripts/fetch_assets.py?)",
-            model_path.display()
-        )
-    })?;
-    let mut generator = Generator::from_llama_gguf(&bytes)
-        .with_context(|| format!("cannot load the generator {}", model_path.display()))?;
-    // As the page does, so that the same idea and seed give the page's tagline.
-    generator.prime(&generator.encode(&prompt_prefix())?)?;
-
-    let how = match args.examples {
-        ExampleSource::Retrieved => Examples::Retrieved {
-            k: args.k,
-            mode: args.mode,
-        },
-        ExampleSource::Random => Examples::Random {
-            k: args.k,
-            seed: args.seed,
-        },
-        ExampleSource::None => Examples::None,
+    let (mut generator, _) = load_generator(args.generator.clone())?;
+    let request = TaglineRequest {
+        idea: args.idea.clone(),
+        k: args.k,
+        mode: args.mode,
+        examples: args.examples.into(),
+        examples_seed: args.seed,
+        style: args.prompt.into(),
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        repeat_penalty: args.repeat_penalty,
+        seed: args.seed,
+        max_tokens: args.max_tokens,
     };
-    let examples = select_examples(&retriever, &args.idea, how, &Default::default())?;
-    let count = |s: &str| generator.encode(s).map_or(usize::MAX, |ids| ids.len());
-    let (prompt, kept) = build_prompt(
-        &args.idea,
-        &examples,
-        args.prompt.into(),
-        Budget::default(),
-        &count,
+    let started = Instant::now();
+    let job = marquee::task::tagline::start(
+        &retriever,
+        Some(&mut generator),
+        &request,
+        &Default::default(),
+        |_: Phase| {},
     )?;
-    for e in examples.iter().take(kept) {
+    let (Some(prompt), Some(run)) = (job.prompt, job.run) else {
+        anyhow::bail!("the tagline job started without a generator");
+    };
+    for e in job.examples.iter().take(prompt.examples_in_prompt) {
         let similarity = e
             .similarity
             .map_or_else(|| "  -  ".into(), |s| format!("{s:.3}"));
@@ -136,26 +156,17 @@ pub fn run(args: TaglineArgs) -> anyhow::Result<()> {
         );
     }
     if args.show_prompt {
-        println!("--- prompt ---\n{prompt}--- end ---");
+        println!("--- prompt ---\n{}--- end ---", prompt.text);
     }
-    let ids = generator.encode(&prompt)?;
-    let params = SamplingParams {
-        temperature: args.temperature,
-        top_k: (args.top_k > 0).then_some(args.top_k),
-        top_p: (args.top_p < 1.0).then_some(args.top_p),
-        repeat_penalty: args.repeat_penalty,
-        seed: args.seed,
-        max_tokens: args.max_tokens,
-        ..SamplingParams::default()
-    };
     print!("\ntagline: ");
     std::io::stdout().flush().ok();
-    let started = Instant::now();
     let mut first_piece = None;
-    let out = generator.generate(&ids, &params, |piece| {
-        first_piece.get_or_insert_with(Instant::now);
-        print!("{piece}");
-        std::io::stdout().flush().ok();
+    let out = run.to_end(&mut generator, |event| {
+        if let RunEvent::Text(piece) = event {
+            first_piece.get_or_insert_with(Instant::now);
+            print!("{piece}");
+            std::io::stdout().flush().ok();
+        }
         ControlFlow::Continue(())
     })?;
     println!();
@@ -163,8 +174,9 @@ pub fn run(args: TaglineArgs) -> anyhow::Result<()> {
     let to_first = first_piece.map_or(total, |t| (t - started).as_secs_f64());
     let decode_rate = out.tokens.len().saturating_sub(1) as f64 / (total - to_first).max(1e-9);
     eprintln!(
-        "{} prompt tokens, first text after {to_first:.2} s, {} tokens at {decode_rate:.1} tokens/s, stop: {:?}",
+        "{} prompt tokens ({} cached), first text after {to_first:.2} s, {} tokens at {decode_rate:.1} tokens/s, stop: {:?}",
         out.prompt_tokens,
+        out.cached_prompt_tokens,
         out.tokens.len(),
         out.stop
     );

@@ -14,9 +14,10 @@ use candle_core::{Device, Tensor};
 use super::attention::{attention, Shape};
 use super::gelu::gelu_erf_in_place;
 use super::norm::LayerNorm;
-use super::weights::{BertConfig, Weights};
+use super::weights::BertConfig;
 use crate::error::Result;
 use crate::kernels::Matmul;
+use crate::weights::Weights;
 
 /// `x @ W^T + b` with a possibly quantized `W`.
 struct Linear {

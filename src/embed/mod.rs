@@ -9,11 +9,12 @@ mod quantize;
 mod weights;
 
 pub use quantize::{parse_gguf_dtype, quantize_bert};
-pub use weights::{BertConfig, GgufTensors, Weights};
+pub use weights::{read_gguf, BertConfig};
 
 use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::error::{Error, Result};
+use crate::weights::Weights;
 use bert::Bert;
 use norm::mean_pool_normalized;
 
@@ -70,7 +71,7 @@ impl Embedder {
         tokenizer_json: &[u8],
         precision: Precision,
     ) -> Result<Self> {
-        let (weights, config) = Weights::from_gguf(gguf)?;
+        let (weights, config) = read_gguf(gguf)?;
         match precision {
             Precision::AsStored => Self::new(&weights, &config, tokenizer_json),
             Precision::F32 => Self::new(&weights.dequantized()?, &config, tokenizer_json),

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use candle_core::quantized::{gguf_file, GgmlDType, QStorage, QTensor};
 use candle_core::Device;
 
-use super::weights::{BertConfig, Weights};
+use super::weights::BertConfig;
 use crate::error::{Error, Result};
+use crate::weights::Weights;
 
 /// The dtypes the embedder can be stored in. K-quants need rows that are multiples of 256
 /// values and MiniLM's are 384 wide, so only the 32-value block formats apply.

@@ -23,6 +23,15 @@ const MIN_CAPACITY: usize = 64;
 #[cfg(not(target_arch = "wasm32"))]
 const PARALLEL_MACS: usize = 1 << 18;
 
+/// Positions copied out of a [`KvCache`]: what a primed prefix keeps so that it can be put
+/// back without running the model again.
+#[derive(Clone)]
+pub(super) struct SavedRows {
+    len: usize,
+    keys: Vec<f32>,
+    values: Vec<f32>,
+}
+
 /// The keys and values of one layer's past positions, laid out for the kernels: per KV
 /// head, keys transposed (`head_dim` rows of `capacity`) and values as rows (`capacity` ×
 /// `head_dim`). The capacity doubles when full, so a token costs one row write, not a copy.
@@ -66,6 +75,30 @@ impl KvCache {
     /// Forgets every position and frees the memory.
     pub fn clear(&mut self) {
         *self = Self::new(self.heads, self.kv_heads, self.head_dim, self.max_len);
+    }
+
+    /// A copy of the first `len` positions' keys and values (rows of `kv_heads × head_dim`),
+    /// which [`KvCache::restore`] puts back.
+    pub fn save(&self, len: usize) -> SavedRows {
+        let (d, len) = (self.head_dim, len.min(self.len));
+        let mut keys = Vec::with_capacity(len * self.kv_heads * d);
+        let mut values = Vec::with_capacity(len * self.kv_heads * d);
+        for t in 0..len {
+            for h in 0..self.kv_heads {
+                keys.extend((0..d).map(|c| self.keys_t[(h * d + c) * self.capacity + t]));
+                let at = (h * self.capacity + t) * d;
+                values.extend_from_slice(&self.values[at..at + d]);
+            }
+        }
+        SavedRows { len, keys, values }
+    }
+
+    /// Holds exactly the positions of `saved`.
+    pub fn restore(&mut self, saved: &SavedRows) {
+        self.len = 0;
+        self.reserve(saved.len);
+        self.write(0, &saved.keys, &saved.values);
+        self.len = saved.len;
     }
 
     /// Appends the keys and values of `n` new positions and returns their attention output.
@@ -335,6 +368,12 @@ mod tests {
             .attend(&q[16..], &k[8..], &v[8..])
             .expect("two positions after the first");
         assert_eq!(&first[16..], again.as_slice());
+        let saved = cache.save(2);
+        cache.truncate(0);
+        cache.restore(&saved);
+        assert_eq!(cache.len(), 2);
+        let after_restore = cache.attend(&q[32..], &k[16..], &v[16..]).expect("third");
+        assert_eq!(&first[32..], after_restore.as_slice());
         assert!(cache.attend(&q, &k, &v).is_err(), "past max_len");
         assert!(
             cache.attend(&q[..15], &k[..8], &v[..8]).is_err(),

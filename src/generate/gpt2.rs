@@ -16,10 +16,10 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::LayerNorm;
 use serde::Deserialize;
 
-use super::attention::KvCache;
-use crate::embed::Weights;
+use super::attention::{KvCache, SavedRows};
 use crate::error::{Error, Result};
 use crate::kernels::Matmul;
+use crate::weights::Weights;
 
 const ARCH: &str = "gpt2";
 
@@ -260,6 +260,30 @@ impl Gpt2 {
             block.cache.truncate(len);
         }
         Ok(())
+    }
+
+    /// A copy of the first `len` cached positions of every block.
+    pub(super) fn save_kv_cache(&self, len: usize) -> Vec<SavedRows> {
+        self.blocks.iter().map(|b| b.cache.save(len)).collect()
+    }
+
+    /// Holds exactly the positions of `saved` (from [`Gpt2::save_kv_cache`]).
+    pub(super) fn restore_kv_cache(&mut self, saved: &[SavedRows]) {
+        for (block, saved) in self.blocks.iter_mut().zip(saved) {
+            block.cache.restore(saved);
+        }
+    }
+
+    /// Whether every matrix runs on our kernels (quantized weights), so that a position's
+    /// logits do not depend on how the prompt was split; with f32 weights candle's gemm
+    /// blocks by row count.
+    pub(super) fn is_split_invariant(&self) -> bool {
+        self.wte.is_ours()
+            && self.blocks.iter().all(|b| {
+                [&b.c_attn, &b.attn_proj, &b.c_fc, &b.mlp_proj]
+                    .iter()
+                    .all(|l| l.weight.is_ours())
+            })
     }
 
     pub fn clear_kv_cache(&mut self) {

@@ -13,10 +13,10 @@ use candle_core::quantized::gguf_file::Value;
 use candle_core::{Device, Module, Tensor};
 use candle_nn::ops::{rms_norm, silu};
 
-use super::attention::KvCache;
-use crate::embed::GgufTensors;
+use super::attention::{KvCache, SavedRows};
 use crate::error::{Error, Result};
 use crate::kernels::{qmatmul, Matmul};
+use crate::weights::GgufTensors;
 
 /// The longest context we run, whatever the file claims (as candle's `quantized_llama`):
 /// the rotary tables and the KV cache are sized from it.
@@ -222,6 +222,18 @@ impl Llama {
     pub fn truncate_kv_cache(&mut self, len: usize) {
         for layer in &mut self.layers {
             layer.cache.truncate(len);
+        }
+    }
+
+    /// A copy of the first `len` cached positions of every layer.
+    pub(super) fn save_kv_cache(&self, len: usize) -> Vec<SavedRows> {
+        self.layers.iter().map(|l| l.cache.save(len)).collect()
+    }
+
+    /// Holds exactly the positions of `saved` (from [`Llama::save_kv_cache`]).
+    pub(super) fn restore_kv_cache(&mut self, saved: &[SavedRows]) {
+        for (layer, saved) in self.layers.iter_mut().zip(saved) {
+            layer.cache.restore(saved);
         }
     }
 

@@ -89,6 +89,10 @@ test('first visit: progress, retrieved movies, a streamed tagline', async () => 
   await page.screenshot({ path: join(SHOTS, '1-loading.png'), fullPage: true });
   await waitForState('ready', LOAD_TIMEOUT);
   assert.match(await page.textContent('#ready-line'), /4,799 movies/);
+  // The catalogue's attribution comes from its bundle; the settings' bounds from the engine.
+  assert.match(await page.textContent('#catalogue-attribution'), /Movie data from TMDB/);
+  assert.equal(await page.getAttribute('#k', 'max'), '20');
+  assert.equal(await page.inputValue('#max-tokens'), '32');
 
   await generate('Toys that come to life when nobody is watching go on an adventure.');
   await page.waitForSelector('#movies li.movie', { timeout: GENERATE_TIMEOUT });

@@ -13,11 +13,12 @@ pub mod protocol;
 use std::collections::HashMap;
 
 use marquee::bundle::{part, Manifest};
-use marquee::generate::{Decoding, Generator, SamplingParams, Step};
+use marquee::generate::Generator;
 use marquee::retriever::Retriever;
-use marquee::tagline::{build_prompt, prompt_prefix, retrieved_examples, Budget, PromptStyle};
+use marquee::task::tagline::Tagline;
+use marquee::task::{Phase, Run, RunEvent};
 use marquee::Error;
-use protocol::{Event, MovieHit, QueryRequest, MAX_K, MAX_NEW_TOKENS};
+use protocol::{Event, MovieHit, Request, TaskName};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -34,7 +35,8 @@ pub struct Session {
 /// The generation under way and its clock readings (ms, `performance.now()`).
 struct Running {
     id: u32,
-    decoding: Decoding,
+    task: TaskName,
+    run: Run,
     started_ms: f64,
     prefill_started_ms: f64,
     first_token_ms: Option<f64>,
@@ -49,7 +51,7 @@ struct PartToFetch {
     sha256: String,
 }
 
-/// Facts for the `ready` message.
+/// What `finish` learned, for the worker's `ready` message.
 #[derive(Serialize)]
 struct Loaded {
     movies: usize,
@@ -145,8 +147,7 @@ impl Session {
                 let mut generator = Generator::from_llama_gguf(&bytes).map_err(js_error)?;
                 // The system turn every prompt starts with goes into the KV cache now, while
                 // the page still shows "loading", instead of into the first tagline's wait.
-                let prefix = generator.encode(&prompt_prefix()).map_err(js_error)?;
-                generator.prime(&prefix).map_err(js_error)?;
+                marquee::task::prime::<Tagline>(&mut generator).map_err(js_error)?;
                 Some(generator)
             }
             None => None,
@@ -160,34 +161,34 @@ impl Session {
         to_js(&loaded)
     }
 
-    /// Embeds the idea, retrieves movies and starts the tagline; returns the `retrieved`
-    /// event. Any generation still running is dropped.
+    /// Runs a `query` message's job up to its generation: returns the `retrieved` event
+    /// and keeps the generation for `step`. Any generation still running is dropped.
     pub fn query(&mut self, request: JsValue) -> Result<JsValue, JsError> {
         let started_ms = now_ms();
-        let request: QueryRequest = serde_wasm_bindgen::from_value(request).map_err(js_error)?;
+        let request: Request = serde_wasm_bindgen::from_value(request).map_err(js_error)?;
+        let Request::Query { id, task, tagline } = request else {
+            return Err(js_error("not a query message"));
+        };
         self.running = None;
         let retriever = self
             .retriever
             .as_ref()
             .ok_or_else(|| js_error("the models are not loaded yet"))?;
-        validate(&request)?;
-
-        let embedding = retriever
-            .embedder()
-            .embed_query(&request.idea)
-            .map_err(js_error)?;
-        let embedded_ms = now_ms();
-        let examples = retrieved_examples(
+        let (mut embedded_ms, mut searched_ms) = (started_ms, started_ms);
+        let job = marquee::task::tagline::start(
             retriever,
-            &embedding,
-            request.k,
-            request.mode,
+            self.generator.as_mut(),
+            &tagline,
             &Default::default(),
+            |phase| match phase {
+                Phase::Embedded => embedded_ms = now_ms(),
+                Phase::Searched => searched_ms = now_ms(),
+                Phase::PromptBuilt { .. } => {}
+            },
         )
         .map_err(js_error)?;
-        let searched_ms = now_ms();
-
-        let movies: Vec<MovieHit> = examples
+        let movies: Vec<MovieHit> = job
+            .examples
             .iter()
             .map(|e| MovieHit {
                 index: e.index.unwrap_or_default(),
@@ -199,47 +200,37 @@ impl Session {
                 genres: e.movie.genres.clone(),
             })
             .collect();
-
-        let (mut examples_in_prompt, mut prompt_tokens) = (0, 0);
-        if let Some(generator) = self.generator.as_mut() {
-            let count = |text: &str| generator.encode(text).map_or(usize::MAX, |ids| ids.len());
-            let (prompt, kept) = build_prompt(
-                &request.idea,
-                &examples,
-                PromptStyle::default(),
-                Budget::default(),
-                &count,
-            )
-            .map_err(js_error)?;
-            let ids = generator.encode(&prompt).map_err(js_error)?;
-            let params = SamplingParams {
-                temperature: request.temperature,
-                seed: request.seed,
-                max_tokens: request.max_tokens,
-                ..SamplingParams::default()
-            };
-            let decoding = generator.start(&ids, &params).map_err(js_error)?;
-            (examples_in_prompt, prompt_tokens) = (kept, ids.len());
+        let prompt = job
+            .prompt
+            .unwrap_or_else(|| marquee::task::tagline::Prompt {
+                text: String::new(),
+                tokens: Vec::new(),
+                examples_in_prompt: 0,
+            });
+        if let Some(run) = job.run {
             self.running = Some(Running {
-                id: request.id,
-                decoding,
+                id,
+                task,
+                run,
                 started_ms,
                 prefill_started_ms: now_ms(),
                 first_token_ms: None,
             });
         }
         to_js(&Event::Retrieved {
-            id: request.id,
+            id,
+            task,
             movies,
             embed_ms: embedded_ms - started_ms,
             search_ms: searched_ms - embedded_ms,
-            mode: request.mode,
-            examples_in_prompt,
-            prompt_tokens,
+            mode: tagline.mode,
+            examples_in_prompt: prompt.examples_in_prompt,
+            prompt_tokens: prompt.tokens.len(),
+            prompt: prompt.text,
         })
     }
 
-    /// Decodes until there is new text (a `token` event) or the tagline ends (a `done`
+    /// Decodes until there is new text (a `token` event) or the generation ends (a `done`
     /// event); `null` when nothing is being generated.
     pub fn step(&mut self) -> Result<JsValue, JsError> {
         let (Some(generator), Some(running)) = (self.generator.as_mut(), self.running.as_mut())
@@ -247,85 +238,80 @@ impl Session {
             return Ok(JsValue::NULL);
         };
         loop {
-            let step = running.decoding.step(generator);
-            let step = match step {
-                Ok(step) => step,
+            let event = match running.run.step(generator) {
+                Ok(event) => event,
                 Err(error) => {
                     self.running = None;
                     return Err(js_error(error));
                 }
             };
             let now = now_ms();
-            let first = *running.first_token_ms.get_or_insert(now);
-            match step {
-                Step::Pending => continue,
-                Step::Text(text) => {
-                    let tokens = running.decoding.generated_tokens();
+            match event {
+                RunEvent::Prefilled { .. } => {
+                    running.first_token_ms = Some(now);
+                }
+                RunEvent::Text(text) => {
+                    let first = *running.first_token_ms.get_or_insert(now);
+                    let tokens = running.run.generated_tokens();
                     return to_js(&Event::Token {
                         id: running.id,
+                        task: running.task,
                         text,
                         tokens,
                         tokens_per_s: per_second(tokens.saturating_sub(1), now - first),
                     });
                 }
-                Step::Finished => return self.finish_running(),
+                RunEvent::Done(generation) => {
+                    let Some(running) = self.running.take() else {
+                        return Ok(JsValue::NULL);
+                    };
+                    return done_event(running, generation, now);
+                }
             }
         }
     }
 
     /// Stops the generation under way; returns its `done` event (`null` if none).
     pub fn cancel(&mut self) -> Result<JsValue, JsError> {
-        match self.running.as_mut() {
-            Some(running) => {
-                running.decoding.cancel();
-                self.finish_running()
-            }
-            None => Ok(JsValue::NULL),
-        }
-    }
-
-    fn finish_running(&mut self) -> Result<JsValue, JsError> {
-        let Some(running) = self.running.take() else {
+        let (Some(generator), Some(running)) = (self.generator.as_mut(), self.running.as_mut())
+        else {
             return Ok(JsValue::NULL);
         };
-        let now = now_ms();
-        let first = running.first_token_ms.unwrap_or(now);
-        let generation = running.decoding.into_generation();
-        let tokens = generation.tokens.len();
-        to_js(&Event::Done {
-            id: running.id,
-            stop: generation.stop,
-            text: generation.text.trim().to_string(),
-            tokens,
-            prompt_tokens: generation.prompt_tokens,
-            cached_prompt_tokens: generation.cached_prompt_tokens,
-            ttft_ms: first - running.started_ms,
-            prefill_tokens_per_s: per_second(
-                generation.prompt_tokens - generation.cached_prompt_tokens,
-                first - running.prefill_started_ms,
-            ),
-            decode_tokens_per_s: per_second(tokens.saturating_sub(1), now - first),
-        })
-    }
-
-    /// Whether a generation is under way.
-    #[wasm_bindgen(getter)]
-    pub fn generating(&self) -> bool {
-        self.running.is_some()
+        running.run.cancel();
+        loop {
+            match running.run.step(generator).map_err(js_error)? {
+                RunEvent::Done(generation) => {
+                    let Some(running) = self.running.take() else {
+                        return Ok(JsValue::NULL);
+                    };
+                    return done_event(running, generation, now_ms());
+                }
+                _ => continue,
+            }
+        }
     }
 }
 
-fn validate(request: &QueryRequest) -> Result<(), JsError> {
-    if !(1..=MAX_K).contains(&request.k) {
-        return Err(js_error(format!("k must be between 1 and {MAX_K}")));
-    }
-    if !(1..=MAX_NEW_TOKENS).contains(&request.max_tokens) {
-        return Err(js_error(format!(
-            "max tokens must be between 1 and {MAX_NEW_TOKENS}"
-        )));
-    }
-    if !request.temperature.is_finite() || !(0.0..=2.0).contains(&request.temperature) {
-        return Err(js_error("temperature must be between 0 and 2"));
-    }
-    Ok(())
+fn done_event(
+    running: Running,
+    generation: marquee::generate::Generation,
+    now: f64,
+) -> Result<JsValue, JsError> {
+    let first = running.first_token_ms.unwrap_or(now);
+    let tokens = generation.tokens.len();
+    to_js(&Event::Done {
+        id: running.id,
+        task: running.task,
+        stop: generation.stop,
+        text: generation.text,
+        tokens,
+        prompt_tokens: generation.prompt_tokens,
+        cached_prompt_tokens: generation.cached_prompt_tokens,
+        ttft_ms: first - running.started_ms,
+        prefill_tokens_per_s: per_second(
+            generation.prompt_tokens - generation.cached_prompt_tokens,
+            first - running.prefill_started_ms,
+        ),
+        decode_tokens_per_s: per_second(tokens.saturating_sub(1), now - first),
+    })
 }

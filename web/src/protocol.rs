@@ -1,50 +1,45 @@
-//! The messages between the page and its worker. The worker script passes `query` requests
-//! through unchanged and posts the events these functions return; `progress`, `ready` and
-//! `error` are made by the worker's loader (worker.js), which mirrors the shapes below.
+//! Every message between the page and its worker, declared once. The worker and the page
+//! build and read them through `www/protocol.js`, which [`javascript`] generates from these
+//! types (their field names come from serializing them, so the two cannot drift) together
+//! with each task's defaults and limits from the engine; a test fails when the committed
+//! file differs, and `MARQUEE_WRITE_FIXTURES=1 cargo test -p marquee-web` rewrites it.
 //!
-//! Page → worker: `load`, `query`, `cancel`.
-//! Worker → page: `progress`, `ready`, `retrieved`, `token`, `done`, `error`.
+//! Page → worker: [`Request`] (`load`, `query`, `cancel`).
+//! Worker → page: [`Event`] (`progress`, `ready`, `retrieved`, `token`, `done`, `error`).
+//! Messages about a query carry its `id` and its `task`.
 
 use marquee::generate::StopReason;
 use marquee::index::SearchMode;
+use marquee::task::tagline::{Tagline, TaglineRequest, LIMITS};
+use marquee::task::Task;
 use serde::{Deserialize, Serialize};
 
-/// `{type: "query", ...}`: embed the idea, retrieve `k` movies, then generate.
-#[derive(Debug, Clone, Deserialize)]
-pub struct QueryRequest {
-    pub id: u32,
-    pub idea: String,
-    #[serde(default = "default_k")]
-    pub k: usize,
-    /// "hnsw" or "exact".
-    #[serde(default)]
-    pub mode: SearchMode,
-    #[serde(default = "default_temperature")]
-    pub temperature: f64,
-    #[serde(default = "default_max_tokens")]
-    pub max_tokens: usize,
-    #[serde(default)]
-    pub seed: u64,
+/// The jobs a query can ask for (the engine's `Task::NAME`s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskName {
+    Tagline,
 }
 
-fn default_k() -> usize {
-    4
+/// Page → worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// Fetch (or take from the cache) and load the bundle.
+    Load,
+    /// Run a job. The request's own fields sit beside `id` and `task`.
+    Query {
+        id: u32,
+        task: TaskName,
+        #[serde(flatten)]
+        tagline: TaglineRequest,
+    },
+    /// Stop the query `id` (its generation ends with `cancelled`).
+    Cancel { id: u32 },
 }
-
-fn default_temperature() -> f64 {
-    0.7
-}
-
-fn default_max_tokens() -> usize {
-    32
-}
-
-/// Limits the page enforces too; checked here because a message can come from anywhere.
-pub const MAX_K: usize = 20;
-pub const MAX_NEW_TOKENS: usize = 128;
 
 /// One retrieved movie as the page shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct MovieHit {
     pub index: usize,
     pub title: String,
@@ -55,28 +50,57 @@ pub struct MovieHit {
     pub genres: Vec<String>,
 }
 
-/// Worker → page events produced by the engine side.
+/// Worker → page.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
+    /// Loading: `stage` is `init` (starting the engine) or `download` (one part's bytes;
+    /// `cached` when they came from the Cache API).
+    Progress {
+        stage: String,
+        asset: Option<String>,
+        file: Option<String>,
+        loaded: u64,
+        total: Option<u64>,
+        cached: bool,
+        overall_loaded: u64,
+        overall_total: u64,
+    },
+    /// The bundle is loaded.
+    Ready {
+        movies: usize,
+        generator: Option<String>,
+        /// The catalogue's attribution, from the bundle (a custom catalogue shows its own).
+        attribution: String,
+        load_ms: f64,
+        downloaded_bytes: u64,
+        cached_bytes: u64,
+        warnings: Vec<String>,
+    },
+    /// The context of query `id` is chosen; its generation has started (if any).
     Retrieved {
         id: u32,
+        task: TaskName,
         movies: Vec<MovieHit>,
         embed_ms: f64,
         search_ms: f64,
         mode: SearchMode,
-        /// Examples that fit the prompt's token budget.
+        /// Context items that fit the prompt's token budget.
         examples_in_prompt: usize,
         prompt_tokens: usize,
+        /// The prompt itself (the benchmark runs its peer on the same text).
+        prompt: String,
     },
     Token {
         id: u32,
+        task: TaskName,
         text: String,
         tokens: usize,
         tokens_per_s: f64,
     },
     Done {
         id: u32,
+        task: TaskName,
         stop: StopReason,
         text: String,
         tokens: usize,
@@ -87,4 +111,186 @@ pub enum Event {
         prefill_tokens_per_s: f64,
         decode_tokens_per_s: f64,
     },
+    /// Something failed; `fatal` when the page cannot go on without loading again. `id` is
+    /// the query's, or null for loading.
+    Error {
+        id: Option<u32>,
+        message: String,
+        fatal: bool,
+    },
+}
+
+/// One value of every message, to read field names from.
+fn samples() -> (Vec<Request>, Vec<Event>) {
+    let requests = vec![
+        Request::Load,
+        Request::Query {
+            id: 0,
+            task: TaskName::Tagline,
+            tagline: TaglineRequest::default(),
+        },
+        Request::Cancel { id: 0 },
+    ];
+    let events = vec![
+        Event::Progress {
+            stage: String::new(),
+            asset: None,
+            file: None,
+            loaded: 0,
+            total: None,
+            cached: false,
+            overall_loaded: 0,
+            overall_total: 0,
+        },
+        Event::Ready {
+            movies: 0,
+            generator: None,
+            attribution: String::new(),
+            load_ms: 0.0,
+            downloaded_bytes: 0,
+            cached_bytes: 0,
+            warnings: Vec::new(),
+        },
+        Event::Retrieved {
+            id: 0,
+            task: TaskName::Tagline,
+            movies: Vec::new(),
+            embed_ms: 0.0,
+            search_ms: 0.0,
+            mode: SearchMode::default(),
+            examples_in_prompt: 0,
+            prompt_tokens: 0,
+            prompt: String::new(),
+        },
+        Event::Token {
+            id: 0,
+            task: TaskName::Tagline,
+            text: String::new(),
+            tokens: 0,
+            tokens_per_s: 0.0,
+        },
+        Event::Done {
+            id: 0,
+            task: TaskName::Tagline,
+            stop: StopReason::EndOfText,
+            text: String::new(),
+            tokens: 0,
+            prompt_tokens: 0,
+            cached_prompt_tokens: 0,
+            ttft_ms: 0.0,
+            prefill_tokens_per_s: 0.0,
+            decode_tokens_per_s: 0.0,
+        },
+        Event::Error {
+            id: None,
+            message: String::new(),
+            fatal: false,
+        },
+    ];
+    (requests, events)
+}
+
+/// `www/protocol.js`: one function per message that takes its fields by name and returns
+/// the message (a field left out is an error, not a silent `undefined`), and each task's
+/// defaults and limits.
+pub fn javascript() -> String {
+    let (requests, events) = samples();
+    let mut out = String::from(
+        "// Generated from web/src/protocol.rs: do not edit. `cargo test -p marquee-web` checks\n\
+         // this file; MARQUEE_WRITE_FIXTURES=1 rewrites it.\n\n",
+    );
+    let defaults = serde_json::to_string_pretty(&TaglineRequest::default()).unwrap_or_default();
+    let limits = serde_json::to_string_pretty(&LIMITS).unwrap_or_default();
+    out.push_str(&format!(
+        "/** The jobs, by the name their messages carry. */\nexport const TASKS = {{ tagline: {:?} }};\n\n\
+         /** A tagline query's fields left out take these values (the engine's defaults). */\n\
+         export const TAGLINE_DEFAULTS = Object.freeze({defaults});\n\n\
+         /** The bounds the engine checks a tagline query against. */\n\
+         export const TAGLINE_LIMITS = Object.freeze({limits});\n\n",
+        Tagline::NAME
+    ));
+    out.push_str(
+        "function complete(type, fields, names) {\n  \
+         const message = { type };\n  \
+         for (const name of names) {\n    \
+         if (!(name in fields)) throw new Error(`${type} message without ${name}`);\n    \
+         message[name] = fields[name];\n  }\n  \
+         return message;\n}\n",
+    );
+    let mut emit = |value: serde_json::Value, what: &str| {
+        let Some(object) = value.as_object() else {
+            return;
+        };
+        let kind = object
+            .get("type")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let names: Vec<&String> = object.keys().filter(|k| *k != "type").collect();
+        let list = names
+            .iter()
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // A query's job fields left out take the task's defaults.
+        let fields = if kind == "query" {
+            "{ ...TAGLINE_DEFAULTS, ...fields }"
+        } else {
+            "fields"
+        };
+        out.push_str(&format!(
+            "\n/** {what} `{kind}`. */\nexport const {kind} = (fields = {{}}) => complete('{kind}', {fields}, [{list}]);\n"
+        ));
+    };
+    for request in requests {
+        emit(
+            serde_json::to_value(request).unwrap_or_default(),
+            "Page → worker:",
+        );
+    }
+    for event in events {
+        emit(
+            serde_json::to_value(event).unwrap_or_default(),
+            "Worker → page:",
+        );
+    }
+    out
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_javascript_is_generated_from_these_types() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../www/protocol.js");
+        let generated = javascript();
+        if std::env::var_os("MARQUEE_WRITE_FIXTURES").is_some() {
+            std::fs::write(&path, &generated).expect("writes www/protocol.js");
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "www/protocol.js is stale: run MARQUEE_WRITE_FIXTURES=1 cargo test -p marquee-web"
+        );
+    }
+
+    #[test]
+    fn a_query_reads_its_task_and_defaults() {
+        let query: Request = serde_json::from_str(
+            r#"{"type": "query", "id": 3, "task": "tagline", "idea": "a shark", "k": 2}"#,
+        )
+        .expect("parses");
+        let Request::Query { id, task, tagline } = query else {
+            panic!("not a query");
+        };
+        assert_eq!((id, task), (3, TaskName::Tagline));
+        assert_eq!(tagline.k, 2);
+        assert_eq!(tagline.seed, TaglineRequest::default().seed);
+        assert!(serde_json::from_str::<Request>(r#"{"type": "query", "id": 1}"#).is_err());
+        assert!(serde_json::from_str::<Request>(
+            r#"{"type": "query", "id": 1, "task": "poetry", "idea": "x"}"#
+        )
+        .is_err());
+    }
 }

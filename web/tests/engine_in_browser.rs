@@ -178,7 +178,6 @@ fn seeded_sampling_reproduces_the_native_tokens() {
         temperature: 1.0,
         seed: fixture["seed"].as_u64().expect("seed"),
         max_tokens: 16,
-        stop_at_newline: false,
         ..SamplingParams::default()
     };
     for _ in 0..2 {

@@ -1,44 +1,28 @@
-//! The RAG step: a visitor's movie idea and a few example movies become a chat prompt whose
-//! answer is a tagline. Examples are retrieved (the product), random (a baseline) or absent
-//! (another baseline), so the evaluation compares the three with the same code.
+//! The tagline prompt: a visitor's movie idea and a few example movies become a chat prompt
+//! (SmolLM2's template, `generate::chat`) whose answer is a tagline, within a token budget.
 
-use std::collections::HashSet;
+use serde::{Deserialize, Serialize};
 
-use crate::catalogue::Movie;
+use super::examples::Example;
 use crate::error::{Error, Result};
-use crate::index::SearchMode;
-use crate::retriever::Retriever;
+use crate::generate::chat::{assistant_reply, open_turn, turn};
 
 pub const SYSTEM_PROMPT: &str =
     "You write movie taglines. Given a movie's overview, reply with one short, catchy tagline.";
 
 /// How the examples appear in the prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PromptStyle {
     /// Only the examples' taglines, as a list in the one user turn before the idea. About a
     /// third of the tokens of [`PromptStyle::Exchanges`] (≈ 110 vs ≈ 340 with four
     /// examples), and prefill is most of the time to the first token; the evaluation
     /// (docs/evaluation.md) compares the two.
     #[default]
+    #[serde(rename = "list")]
     TaglineList,
     /// One user/assistant exchange per example (its overview → its tagline): few-shot.
     Exchanges,
-}
-
-/// Where the few-shot examples come from.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Examples {
-    None,
-    /// `k` movies drawn by a seeded generator (deterministic for a seed).
-    Random {
-        k: usize,
-        seed: u64,
-    },
-    /// The `k` movies most similar to the idea.
-    Retrieved {
-        k: usize,
-        mode: SearchMode,
-    },
 }
 
 /// Token limits of a prompt.
@@ -59,88 +43,10 @@ impl Default for Budget {
     }
 }
 
-/// One example movie and, when retrieved, its similarity to the idea.
-#[derive(Debug, Clone)]
-pub struct Example<'a> {
-    pub movie: &'a Movie,
-    /// Its position in the catalogue.
-    pub index: Option<usize>,
-    pub similarity: Option<f32>,
-}
-
-/// Picks example movies (only those with a tagline can serve as examples), never one whose
-/// catalogue position is in `exclude` (the evaluation's held-out movies).
-pub fn select_examples<'a>(
-    retriever: &'a Retriever,
-    idea: &str,
-    how: Examples,
-    exclude: &HashSet<usize>,
-) -> Result<Vec<Example<'a>>> {
-    match how {
-        Examples::None => Ok(Vec::new()),
-        Examples::Retrieved { k, mode } => {
-            let embedding = retriever.embedder().embed_query(idea)?;
-            retrieved_examples(retriever, &embedding, k, mode, exclude)
-        }
-        Examples::Random { k, seed } => {
-            let with_tagline: Vec<(usize, &Movie)> = retriever
-                .movies()
-                .iter()
-                .enumerate()
-                .filter(|(i, m)| m.tagline.is_some() && !exclude.contains(i))
-                .collect();
-            let mut state = seed | 1;
-            let mut picked = Vec::with_capacity(k);
-            while picked.len() < k.min(with_tagline.len()) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let (index, movie) = with_tagline[(state % with_tagline.len() as u64) as usize];
-                if !picked.iter().any(|e: &Example| e.index == Some(index)) {
-                    picked.push(Example {
-                        movie,
-                        index: Some(index),
-                        similarity: None,
-                    });
-                }
-            }
-            Ok(picked)
-        }
-    }
-}
-
-/// The `k` movies most similar to an embedded idea that have a tagline and are not in
-/// `exclude`. The page calls this directly so it can time embedding and search apart.
-pub fn retrieved_examples<'a>(
-    retriever: &'a Retriever,
-    embedding: &[f32],
-    k: usize,
-    mode: SearchMode,
-    exclude: &HashSet<usize>,
-) -> Result<Vec<Example<'a>>> {
-    // Ask for more than k: some neighbours have no tagline or are excluded.
-    let pool = (k * 3).max(k + 5) + exclude.len().min(50);
-    let matches = retriever.search_embedding(embedding, pool, mode)?;
-    Ok(matches
-        .into_iter()
-        .filter(|m| m.movie.tagline.is_some() && !exclude.contains(&m.index))
-        .take(k)
-        .map(|m| Example {
-            movie: m.movie,
-            index: Some(m.index),
-            similarity: Some(m.score),
-        })
-        .collect())
-}
-
 /// How every prompt begins, whatever the idea, examples or style: the system turn and the
 /// opening of the user turn. [`crate::generate::Generator::prime`] runs it ahead of time.
 pub fn prompt_prefix() -> String {
-    format!("{}<|im_start|>user\n", turn("system", SYSTEM_PROMPT))
-}
-
-fn turn(role: &str, content: &str) -> String {
-    format!("<|im_start|>{role}\n{content}<|im_end|>\n")
+    format!("{}{}", turn("system", SYSTEM_PROMPT), open_turn("user"))
 }
 
 /// `text` cut to at most `max_tokens` tokens (by `count`), at a word boundary, with "…".
@@ -181,9 +87,9 @@ pub fn build_prompt(
     }
 }
 
-fn too_long(idea: &str, budget: Budget) -> Error {
-    Error::QueryTooLong {
-        bytes: idea.len(),
+fn too_long(tokens: usize, budget: Budget) -> Error {
+    Error::PromptTooLong {
+        tokens,
         limit: budget.max_prompt_tokens,
     }
 }
@@ -203,13 +109,15 @@ fn tagline_list_prompt(
             format!("Example taglines:\n{list}\nOverview: {idea}")
         };
         format!(
-            "{}{}<|im_start|>assistant\n",
+            "{}{}{}",
             turn("system", SYSTEM_PROMPT),
-            turn("user", &user)
+            turn("user", &user),
+            assistant_reply()
         )
     };
-    if count(&assemble(&[])) > budget.max_prompt_tokens {
-        return Err(too_long(idea, budget));
+    let bare = count(&assemble(&[]));
+    if bare > budget.max_prompt_tokens {
+        return Err(too_long(bare, budget));
     }
     let mut taglines: Vec<&str> = Vec::new();
     for tagline in examples.iter().filter_map(|e| e.movie.tagline.as_deref()) {
@@ -232,12 +140,13 @@ fn exchanges_prompt(
 ) -> Result<(String, usize)> {
     let head = turn("system", SYSTEM_PROMPT);
     let tail = format!(
-        "{}<|im_start|>assistant\n",
-        turn("user", &format!("Overview: {idea}"))
+        "{}{}",
+        turn("user", &format!("Overview: {idea}")),
+        assistant_reply()
     );
     let base = count(&head) + count(&tail);
     if base > budget.max_prompt_tokens {
-        return Err(too_long(idea, budget));
+        return Err(too_long(base, budget));
     }
     let mut used = base;
     let mut body = String::new();
@@ -266,6 +175,7 @@ fn exchanges_prompt(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalogue::Movie;
 
     /// Counts words as tokens: enough to test the budget logic.
     fn words(s: &str) -> usize {
@@ -347,7 +257,7 @@ mod tests {
             let huge = "word ".repeat(2000);
             let err =
                 build_prompt(&huge, &[], style, Budget::default(), &words).expect_err("too long");
-            assert!(matches!(err, Error::QueryTooLong { .. }));
+            assert!(matches!(err, Error::PromptTooLong { .. }));
         }
     }
 
