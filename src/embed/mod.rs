@@ -33,10 +33,9 @@ pub enum Precision {
 }
 
 impl Precision {
-    /// The one the retriever runs: int8 everywhere. Natively our int8 kernels beat f32 gemm
-    /// (7 ms vs 20 ms for an 11-token query); in Chromium, for a 20-token query, 15 ms vs
-    /// 23 ms (web/tests bench, 2-core build machine), with 40 MB less memory than the
-    /// dequantized f32 copy. And this path gives the same bits on both (see `bert.rs`).
+    /// The one the retriever runs: int8 everywhere. It is faster than f32 natively and in
+    /// the browser (the README's benchmarks), takes 40 MB less memory than the dequantized
+    /// f32 copy, and gives the same bits on both (see `bert.rs`).
     pub fn fastest() -> Self {
         Self::AsStored
     }

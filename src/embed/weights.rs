@@ -57,7 +57,9 @@ impl BertConfig {
                 self.hidden_act
             )));
         }
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return Err(Error::ModelFile(format!(
                 "hidden size {} is not a multiple of {} heads",
                 self.hidden_size, self.num_attention_heads

@@ -43,7 +43,7 @@ impl Gpt2Config {
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         let config: Self = serde_json::from_slice(bytes)
             .map_err(|e| Error::ModelFile(format!("GPT-2 config.json: {e}")))?;
-        if config.n_head == 0 || config.n_embd % config.n_head != 0 {
+        if config.n_head == 0 || !config.n_embd.is_multiple_of(config.n_head) {
             return Err(Error::ModelFile(
                 "n_embd is not a multiple of n_head".into(),
             ));

@@ -30,7 +30,7 @@ pub(crate) struct ActRow<'a> {
 impl Q8Rows {
     /// `x` is row-major with rows of `k` values; `k` is a multiple of 32.
     pub fn quantize(x: &[f32], k: usize) -> Self {
-        debug_assert!(k % BLOCK == 0 && x.len() % k == 0);
+        debug_assert!(k.is_multiple_of(BLOCK) && x.len().is_multiple_of(k));
         let blocks = x.len() / BLOCK;
         let mut qs = vec![[0i8; BLOCK]; blocks];
         let mut scales = vec![0f32; blocks];

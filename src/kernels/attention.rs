@@ -77,7 +77,7 @@ pub(crate) fn score_blocks(
     keys: usize,
     scores: &mut [f32],
 ) {
-    debug_assert!(keys % LANES == 0 && keys <= stride);
+    debug_assert!(keys.is_multiple_of(LANES) && keys <= stride);
     for (block, out) in queries
         .chunks_exact(QUERIES * d)
         .zip(scores.chunks_exact_mut(QUERIES * keys))

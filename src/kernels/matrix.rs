@@ -128,7 +128,7 @@ impl<M: BlockRows> Relaid<M> {
     /// `x` (rows of `columns` values) times the weights transposed.
     pub fn matmul_rows(&self, x: &[f32], columns: usize) -> CandleResult<Vec<f32>> {
         let (n, k) = self.dims();
-        if columns != k || x.len() % k != 0 {
+        if columns != k || !x.len().is_multiple_of(k) {
             candle_core::bail!(
                 "quantized matmul: {} values in rows of {columns} against {n}×{k} weights",
                 x.len()

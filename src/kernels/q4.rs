@@ -38,7 +38,7 @@ impl Q4Matrix {
             _ => return None,
         };
         let block_bytes = header + 16;
-        if columns % BLOCK != 0 || data.len() % block_bytes != 0 {
+        if !columns.is_multiple_of(BLOCK) || !data.len().is_multiple_of(block_bytes) {
             return None;
         }
         let blocks = data.len() / block_bytes;

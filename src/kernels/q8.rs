@@ -69,7 +69,7 @@ impl Q8Matrix {
     /// From GGUF q8_0 block bytes (`f16 d, 32 × i8`); `None` if they do not fit `columns`.
     pub fn from_ggml(data: &[u8], columns: usize) -> Option<Self> {
         const BLOCK_BYTES: usize = 2 + BLOCK;
-        if columns % BLOCK != 0 || data.len() % BLOCK_BYTES != 0 {
+        if !columns.is_multiple_of(BLOCK) || !data.len().is_multiple_of(BLOCK_BYTES) {
             return None;
         }
         let blocks = data.len() / BLOCK_BYTES;

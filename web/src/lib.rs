@@ -136,8 +136,8 @@ impl Session {
         .map_err(js_error)?;
         // One embedding while the page still shows "loading": the engine compiles wasm with
         // a quick baseline compiler first and optimizes a function once it has run hot, so
-        // the visitor's first idea would otherwise run on the slow code (26 ms against 16 for
-        // later ones in bench/browser).
+        // the visitor's first idea would otherwise run on the slow code (measured by
+        // bench/browser).
         retriever
             .embedder()
             .embed_query("A movie about a movie.")

@@ -3,8 +3,9 @@
 //! A benchmark, not a test (scripts/test does not run it); it prints a table:
 //!
 //!     CHROMEDRIVER=$(command -v chromedriver) cargo test --release \
-//!         --target wasm32-unknown-unknown -p marquee-web --test embed_bench -- --nocapture
-#![cfg(target_arch = "wasm32")]
+//!         --target wasm32-unknown-unknown -p marquee-web --features real-data --test embed_bench \
+//!         -- --nocapture
+#![cfg(all(target_arch = "wasm32", feature = "real-data"))]
 
 use std::sync::Arc;
 

@@ -3,9 +3,9 @@
 //! same, and seeded sampling reproduces the native tokens.
 //!
 //! Run by scripts/test: `cargo test --target wasm32-unknown-unknown -p marquee-web --release
-//! --test engine_in_browser` with CHROMEDRIVER set. The real bundle is compiled into the
+//! --features real-data --test engine_in_browser` with CHROMEDRIVER set. The real bundle is compiled into the
 //! test (it cannot read files), from $MARQUEE_CACHE/bundle as scripts/setup builds it.
-#![cfg(target_arch = "wasm32")]
+#![cfg(all(target_arch = "wasm32", feature = "real-data"))]
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
