@@ -181,7 +181,7 @@ pub fn build_bundle(
     );
     if let Some((info, gguf)) = generator {
         let file = format!("generator-{}.gguf", info.dtype);
-        bundle.add(part::GENERATOR, &file, gguf);
+        bundle.add_optional(part::GENERATOR, &file, gguf);
     }
     Ok((bundle, timings))
 }

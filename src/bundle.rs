@@ -20,7 +20,9 @@ pub const FORMAT: &str = "marquee-bundle";
 pub const FORMAT_VERSION: u32 = 3;
 pub const MANIFEST_FILE: &str = "manifest.json";
 
-/// Names of the parts a bundle has.
+/// Names of the parts this build knows. A bundle may carry others: optional ones this
+/// reader does not know are ignored (a newer builder's additions), required ones are an
+/// error naming them, so adding an optional part needs no format-version bump.
 pub mod part {
     /// JSON list of movies, in index order.
     pub const MOVIES: &str = "movies";
@@ -34,6 +36,13 @@ pub mod part {
     pub const GENERATOR: &str = "generator";
     /// The parts every bundle has.
     pub const ALL: [&str; 4] = [MOVIES, INDEX, EMBEDDER, TOKENIZER];
+    /// The optional parts this build knows.
+    pub const OPTIONAL: [&str; 1] = [GENERATOR];
+
+    /// Whether this build knows a part called `name`.
+    pub fn is_known(name: &str) -> bool {
+        ALL.contains(&name) || OPTIONAL.contains(&name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +102,14 @@ pub struct PartInfo {
     pub file: String,
     pub bytes: u64,
     pub sha256: String,
+    /// Whether a reader must know this part to use the bundle (see [`part`]). Manifests
+    /// written before the field existed hold only parts their readers know.
+    #[serde(default = "required_by_default")]
+    pub required: bool,
+}
+
+fn required_by_default() -> bool {
+    true
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -123,6 +140,17 @@ impl Manifest {
         if manifest.generator.is_some() {
             manifest.part(part::GENERATOR)?;
         }
+        if let Some(unknown) = manifest
+            .parts
+            .iter()
+            .find(|p| p.required && !part::is_known(&p.name))
+        {
+            return Err(Error::Manifest(format!(
+                "the bundle requires a part {:?} that this build does not know; update the page \
+                 or the CLI to read it",
+                unknown.name
+            )));
+        }
         Ok(manifest)
     }
 
@@ -139,6 +167,17 @@ impl Manifest {
             .ok_or_else(|| Error::MissingPart {
                 part: name.to_string(),
             })
+    }
+
+    /// An optional part, if the bundle has it.
+    pub fn optional_part(&self, name: &str) -> Option<&PartInfo> {
+        self.parts.iter().find(|p| p.name == name)
+    }
+
+    /// The parts this build reads (what a browser should fetch): unknown optional parts
+    /// are left out.
+    pub fn known_parts(&self) -> impl Iterator<Item = &PartInfo> {
+        self.parts.iter().filter(|p| part::is_known(&p.name))
     }
 
     /// Checks that `bytes` are exactly the part the manifest describes: size, then sha256.
@@ -183,12 +222,23 @@ impl BundleFiles {
         }
     }
 
+    /// Adds a part every reader must know.
     pub fn add(&mut self, name: &str, file: &str, bytes: Vec<u8>) {
+        self.add_part(name, file, bytes, true);
+    }
+
+    /// Adds a part readers that do not know it may ignore.
+    pub fn add_optional(&mut self, name: &str, file: &str, bytes: Vec<u8>) {
+        self.add_part(name, file, bytes, false);
+    }
+
+    fn add_part(&mut self, name: &str, file: &str, bytes: Vec<u8>, required: bool) {
         let info = PartInfo {
             name: name.to_string(),
             file: file.to_string(),
             bytes: bytes.len() as u64,
             sha256: sha256_hex(&bytes),
+            required,
         };
         self.manifest.parts.push(info.clone());
         self.parts.push((info, bytes));
@@ -324,6 +374,27 @@ mod tests {
             .verify_part(part::INDEX, &bytes[1..])
             .expect_err("size");
         assert!(matches!(err, Error::PartSize { .. }), "{err}");
+    }
+
+    #[test]
+    fn unknown_optional_parts_are_ignored_and_unknown_required_ones_refused() {
+        let mut b = sample_bundle();
+        b.add_optional("passages", "passages.bin", b"later".to_vec());
+        let m = Manifest::from_json(&b.manifest.to_json()).expect("an older reader reads it");
+        assert!(m.optional_part("passages").is_some());
+        assert!(m.known_parts().all(|p| p.name != "passages"));
+        assert_eq!(m.known_parts().count(), part::ALL.len());
+        b.add("ratings", "ratings.bin", b"needed".to_vec());
+        let err = Manifest::from_json(&b.manifest.to_json()).expect_err("refused");
+        assert!(err.to_string().contains("ratings"), "{err}");
+        // A manifest written before `required` existed reads its parts as required.
+        let old = String::from_utf8(sample_bundle().manifest.to_json())
+            .expect("utf-8")
+            .replace("\"required\": true,", "")
+            .replace(",\n      \"required\": true", "");
+        assert!(!old.contains("required"), "{old}");
+        let m = Manifest::from_json(old.as_bytes()).expect("parses");
+        assert!(m.parts.iter().all(|p| p.required));
     }
 
     #[test]

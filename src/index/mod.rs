@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use graph::{Graph, MapMirror};
 pub use vector::{dot_f32_i8, dot_i8, QuantizedVector};
-use walk::{Effort, Row, Vectors};
+use walk::{Row, Vectors};
 
 /// Width of the stored vectors: all-MiniLM-L6-v2's 384. Fixed at compile time so that
 /// graph points are inline records (see `vector.rs`); another embedder means another width.
@@ -35,7 +35,9 @@ type Point = QuantizedVector<WIDTH>;
 pub struct Navigation {
     /// The beam's width on layer 1 (classic HNSW: 1, a greedy step).
     pub layer1_ef: usize,
-    /// Seed layer 1 from an exact scan of layer 2 instead of a greedy descent from the top.
+    /// Whether layer 1's beam starts from the best `layer1_ef` points of an exact scan of
+    /// layer 2 (or of layer 1 itself when the graph has no layer 2) instead of from a greedy
+    /// descent from the top.
     pub scan: bool,
 }
 
@@ -317,12 +319,13 @@ impl VectorIndex {
     }
 
     fn search_hnsw(&self, query: &[f32], k: usize) -> Vec<Hit> {
-        let effort = Effort {
-            ef: self.params.ef_search,
-            layer1_ef: self.navigation.layer1_ef,
-            scan: self.navigation.scan,
-        };
-        let found = walk::search(&self.graph, &self.vectors, query, effort);
+        let found = walk::search(
+            &self.graph,
+            &self.vectors,
+            query,
+            self.params.ef_search,
+            self.navigation,
+        );
         top_k(
             found
                 .into_iter()

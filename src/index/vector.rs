@@ -7,6 +7,8 @@
 //! heap-allocated `Vec<i8>` per point, graph search was dominated by that pointer chase).
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::kernels::{dot_f32_i8, dot_i8};
 use serde_big_array::BigArray;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,146 +62,6 @@ impl<const N: usize> QuantizedVector<N> {
     }
 }
 
-/// Integer dot product: exact, so every version gives the same number. Natively 32 products
-/// per `vpmaddubsw` (unless `MARQUEE_PORTABLE`, see `kernels::simd_enabled`); elsewhere a
-/// plain zip that LLVM vectorizes (wasm simd128).
-pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
-    let n = a.len().min(b.len());
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    if crate::kernels::simd_enabled() {
-        return dot_i8_simd(&a[..n], &b[..n]);
-    }
-    dot_i8_portable(&a[..n], &b[..n])
-}
-
-/// [`dot_i8`] on AVX2, for equally long slices.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-fn dot_i8_simd(a: &[i8], b: &[i8]) -> i32 {
-    let body = a.len() / 32 * 32;
-    // SAFETY: the CPU has AVX2 (checked at compile time, above), and `dot_i8_avx2` reads
-    // only the `body` values of each slice it is given.
-    let sum = unsafe { dot_i8_avx2(&a[..body], &b[..body]) };
-    sum + dot_i8_portable(&a[body..], &b[body..])
-}
-
-fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| x as i16 as i32 * y as i16 as i32)
-        .sum()
-}
-
-/// Signed × signed bytes through `vpmaddubsw` (unsigned × signed): |a| times b carrying a's
-/// sign. The pairwise 16-bit sums cannot saturate for values in [-127, 127].
-///
-/// # Safety
-/// The CPU must have AVX2; `a` and `b` must be equally long, a multiple of 32.
-#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-unsafe fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
-    use std::arch::x86_64::*;
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_si256(); 2];
-    for (i, (a, b)) in a.chunks_exact(32).zip(b.chunks_exact(32)).enumerate() {
-        let a = _mm256_loadu_si256(a.as_ptr() as *const __m256i);
-        let b = _mm256_loadu_si256(b.as_ptr() as *const __m256i);
-        let products = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
-        acc[i % 2] = _mm256_add_epi32(acc[i % 2], _mm256_madd_epi16(products, ones));
-    }
-    let sum = _mm256_add_epi32(acc[0], acc[1]);
-    let half = _mm_add_epi32(
-        _mm256_castsi256_si128(sum),
-        _mm256_extracti128_si256(sum, 1),
-    );
-    let pairs = _mm_add_epi32(half, _mm_shuffle_epi32(half, 0b01_00_11_10));
-    _mm_cvtsi128_si32(_mm_add_epi32(
-        pairs,
-        _mm_shuffle_epi32(pairs, 0b10_11_00_01),
-    ))
-}
-
-/// Dot product of an f32 query with int8 values (the caller applies the scale).
-pub fn dot_f32_i8(query: &[f32], values: &[i8]) -> f32 {
-    let n = query.len().min(values.len());
-    let (query, values) = (&query[..n], &values[..n]);
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ))]
-    if crate::kernels::simd_enabled() {
-        return dot_f32_i8_simd(query, values);
-    }
-    dot_portable(query, values)
-}
-
-/// [`dot_f32_i8`] on AVX2, for equally long slices.
-#[cfg(all(
-    target_arch = "x86_64",
-    target_feature = "avx2",
-    target_feature = "fma"
-))]
-fn dot_f32_i8_simd(query: &[f32], values: &[i8]) -> f32 {
-    let body = query.len() / 32 * 32;
-    // SAFETY: the CPU has AVX2 and FMA (checked at compile time, above), and `dot_avx2`
-    // reads only the `body` values of each slice it is given.
-    let sum = unsafe { dot_avx2(&query[..body], &values[..body]) };
-    sum + dot_portable(&query[body..], &values[body..])
-}
-
-/// The definition both versions compute, bit for bit: four groups of eight partial sums (so
-/// four additions are in flight, not one chain), products and sums never fused, combined in a
-/// fixed tree. LLVM vectorizes it for wasm simd128; natively `dot_avx2` is the same sums.
-fn dot_portable(query: &[f32], values: &[i8]) -> f32 {
-    let mut acc = [[0.0f32; 8]; 4];
-    let body = query.len() / 32 * 32;
-    for (q, v) in query[..body]
-        .chunks_exact(32)
-        .zip(values[..body].chunks_exact(32))
-    {
-        for (j, acc) in acc.iter_mut().enumerate() {
-            for (lane, acc) in acc.iter_mut().enumerate() {
-                *acc += q[8 * j + lane] * v[8 * j + lane] as f32;
-            }
-        }
-    }
-    let s: [f32; 8] = std::array::from_fn(|l| (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]));
-    let total = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
-    let tail = query[body..]
-        .iter()
-        .zip(&values[body..])
-        .fold(0.0f32, |sum, (q, &v)| sum + q * v as f32);
-    total + tail
-}
-
-/// `dot_portable`'s sums with AVX2 intrinsics (LLVM keeps the portable loop's 4 × 8 sums in
-/// memory natively): four registers of eight partial sums, multiplies and adds unfused.
-///
-/// # Safety
-/// The CPU must have AVX2; `query` and `values` must be equally long, a multiple of 32.
-#[cfg(all(
-    target_arch = "x86_64",
-    target_feature = "avx2",
-    target_feature = "fma"
-))]
-unsafe fn dot_avx2(query: &[f32], values: &[i8]) -> f32 {
-    use std::arch::x86_64::*;
-    let mut acc = [_mm256_setzero_ps(); 4];
-    for (q, v) in query.chunks_exact(32).zip(values.chunks_exact(32)) {
-        for (j, sums) in acc.iter_mut().enumerate() {
-            // Eight int8 values widened to f32, times eight query values.
-            let bytes = _mm_loadl_epi64(v.as_ptr().add(8 * j) as *const __m128i);
-            let v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
-            let products = _mm256_mul_ps(_mm256_loadu_ps(q.as_ptr().add(8 * j)), v);
-            *sums = _mm256_add_ps(*sums, products);
-        }
-    }
-    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    // (s0 + s4, s1 + s5, s2 + s6, s3 + s7), then ((s0+s4) + (s2+s6)) + ((s1+s5) + (s3+s7)).
-    let half = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    let pairs = _mm_add_ps(half, _mm_movehl_ps(half, half));
-    _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps(pairs, pairs, 1)))
-}
-
 /// HNSW distance: 1 - cosine, for normalized inputs.
 impl<const N: usize> instant_distance::Point for QuantizedVector<N> {
     fn distance(&self, other: &Self) -> f32 {
@@ -238,38 +100,6 @@ mod tests {
             assert!((asym - exact).abs() < 2e-3, "seed {seed}");
             assert!((qa.dot(&qa) - 1.0).abs() < 3e-3);
         }
-    }
-
-    /// Natively the AVX2 sums, in wasm the portable loop: the same bits, so a score (and so
-    /// a ranking) is the same on both.
-    #[test]
-    #[cfg(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma"
-    ))]
-    fn every_build_scores_with_the_same_bits() {
-        for seed in 0..50 {
-            let (a, b) = (normalized(seed, 384), normalized(seed + 77, 384));
-            let q = QuantizedVector::<384>::quantize(&b).expect("384 wide");
-            assert_eq!(
-                dot_f32_i8_simd(&a, q.values()).to_bits(),
-                dot_portable(&a, q.values()).to_bits()
-            );
-        }
-    }
-
-    #[test]
-    fn integer_dot_products_agree_with_the_plain_loop() {
-        for (seed, len) in (0..20).zip([384, 383, 32, 31, 1, 0].into_iter().cycle()) {
-            let a = QuantizedVector::<384>::quantize(&normalized(seed, 384)).expect("384");
-            let b = QuantizedVector::<384>::quantize(&normalized(seed + 9, 384)).expect("384");
-            let (a, b) = (&a.values()[..len], &b.values()[..len]);
-            assert_eq!(dot_i8(a, b), dot_i8_portable(a, b));
-            #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-            assert_eq!(dot_i8_simd(a, b), dot_i8_portable(a, b));
-        }
-        assert_eq!(dot_i8(&[-127; 64], &[-127; 64]), 64 * 127 * 127);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //!   and its re-releases) a layer-0 list spends most of its 64 slots on copies of a few
 //!   films, and classic HNSW, greedy down to layer 1 and one beam on layer 0, gets stuck
 //!   among the wrong films for queries far from everything. Layer 1 (about 30% of the
-//!   points) has few copies per film, so a wide beam there (`Effort::layer1_ef`) finds the
+//!   points) has few copies per film, so a wide beam there (`Navigation::layer1_ef`) finds the
 //!   right regions, and its seeds come from an exact scan of layer 2 (about 8% of the
 //!   points, stored first and contiguously, so the scan streams).
 
@@ -23,7 +23,7 @@ use std::collections::BinaryHeap;
 
 use super::graph::{neighbours, Graph, M};
 use super::vector::{dot_f32_i8, dot_i8, QuantizedVector};
-use super::WIDTH;
+use super::{Navigation, WIDTH};
 
 /// One stored vector, aligned so that it spans exactly six cache lines.
 #[derive(Clone)]
@@ -117,21 +117,16 @@ impl Visited {
     }
 }
 
-/// How hard to search.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Effort {
-    /// The beam's width on layer 0 (HNSW's ef).
-    pub ef: usize,
-    /// The beam's width on layer 1 (classic HNSW: 1, a greedy step).
-    pub layer1_ef: usize,
-    /// Whether layer 1's beam starts from the best `layer1_ef` points of an exact scan of
-    /// layer 2 (or of layer 1 itself when the graph has no layer 2) instead of from a greedy
-    /// descent from the top.
-    pub scan: bool,
-}
-
 /// Every node the layer-0 search kept, scored exactly, in no particular order.
-pub fn search(graph: &Graph, vectors: &Vectors, query: &[f32], effort: Effort) -> Vec<Scored> {
+/// `ef` is the beam's width on layer 0 (HNSW's ef); `navigation` says how the walk gets
+/// there.
+pub fn search(
+    graph: &Graph,
+    vectors: &Vectors,
+    query: &[f32],
+    ef: usize,
+    navigation: Navigation,
+) -> Vec<Scored> {
     let Some(quantized) = QuantizedVector::<WIDTH>::quantize(query) else {
         return Vec::new(); // unreachable: the index checked the width
     };
@@ -143,9 +138,9 @@ pub fn search(graph: &Graph, vectors: &Vectors, query: &[f32], effort: Effort) -
     };
     // Seeds for layer 1. The layers are nested prefixes: layer l holds the points
     // 0..upper[l - 1].len(), so a node of one layer is a node of every layer below it.
-    let mut seeds = match (effort.scan, graph.upper.len()) {
+    let mut seeds = match (navigation.scan, graph.upper.len()) {
         (_, 0) => vec![walk.score(0)],
-        (true, layers) => walk.best_of(graph.upper[layers.min(2) - 1].len(), effort.layer1_ef),
+        (true, layers) => walk.best_of(graph.upper[layers.min(2) - 1].len(), navigation.layer1_ef),
         (false, _) => {
             let mut best = vec![walk.score(0)];
             for layer in graph.upper[1..].iter().rev() {
@@ -157,10 +152,10 @@ pub fn search(graph: &Graph, vectors: &Vectors, query: &[f32], effort: Effort) -
     };
     if let Some(layer1) = graph.upper.first() {
         let mut visited = Visited::new(layer1.len());
-        seeds = walk.beam(layer1, &mut visited, &seeds, effort.layer1_ef.max(1));
+        seeds = walk.beam(layer1, &mut visited, &seeds, navigation.layer1_ef.max(1));
     }
     let mut visited = Visited::new(graph.len());
-    let mut kept = walk.beam(&graph.zero, &mut visited, &seeds, effort.ef.max(1));
+    let mut kept = walk.beam(&graph.zero, &mut visited, &seeds, ef.max(1));
     for s in &mut kept {
         s.score = vectors.score(query, s.node as usize);
     }

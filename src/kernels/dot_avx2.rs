@@ -158,3 +158,66 @@ fn dot_q8_with_features<const W: usize, const R: usize>(
     });
     tile::unpack(lanes)
 }
+
+/// `dot_scalar::dot_i8` with 32 products per `vpmaddubsw` (signed × signed through |a| times
+/// b carrying a's sign; the pairwise 16-bit sums cannot saturate for values in [-127, 127]).
+/// `a` and `b` are equally long.
+pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    let body = a.len() / 32 * 32;
+    // SAFETY: the build enables AVX2 for this module to exist (see mod.rs).
+    let sum = unsafe { dot_i8_body(&a[..body], &b[..body]) };
+    sum + super::dot_scalar::dot_i8(&a[body..], &b[body..])
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn dot_i8_body(a: &[i8], b: &[i8]) -> i32 {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_si256(); 2];
+    for (i, (a, b)) in a.chunks_exact(32).zip(b.chunks_exact(32)).enumerate() {
+        let Ok(a) = <&[i8; 32]>::try_from(a) else {
+            continue; // unreachable: chunks of 32
+        };
+        let Ok(b) = <&[i8; 32]>::try_from(b) else {
+            continue;
+        };
+        let (a, b) = (load_32(a), load_32(b));
+        let products = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+        acc[i % 2] = _mm256_add_epi32(acc[i % 2], _mm256_madd_epi16(products, ones));
+    }
+    total(_mm256_add_epi32(acc[0], acc[1]))
+}
+
+/// `dot_scalar::dot_f32_i8`'s sums with AVX2 intrinsics (LLVM keeps the portable loop's
+/// 4 × 8 sums in memory natively): four registers of eight partial sums, multiplies and adds
+/// unfused, the same tree. `query` and `values` are equally long.
+pub(crate) fn dot_f32_i8(query: &[f32], values: &[i8]) -> f32 {
+    let body = query.len() / 32 * 32;
+    // SAFETY: the build enables AVX2 and FMA for this module to exist (see mod.rs).
+    let sum = unsafe { dot_f32_i8_body(&query[..body], &values[..body]) };
+    sum + super::dot_scalar::dot_f32_i8(&query[body..], &values[body..])
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn dot_f32_i8_body(query: &[f32], values: &[i8]) -> f32 {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for (q, v) in query.chunks_exact(32).zip(values.chunks_exact(32)) {
+        for (j, sums) in acc.iter_mut().enumerate() {
+            // Eight int8 values widened to f32, times eight query values.
+            // SAFETY: `v` and `q` hold 32 values, so 8 at offset 8 × j (j < 4) are readable;
+            // the loads have no alignment requirement.
+            let (v, q) = unsafe {
+                let bytes = _mm_loadl_epi64(v.as_ptr().add(8 * j).cast());
+                (
+                    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)),
+                    _mm256_loadu_ps(q.as_ptr().add(8 * j)),
+                )
+            };
+            *sums = _mm256_add_ps(*sums, _mm256_mul_ps(q, v));
+        }
+    }
+    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    // (s0 + s4, s1 + s5, s2 + s6, s3 + s7), then ((s0+s4) + (s2+s6)) + ((s1+s5) + (s3+s7)).
+    let half = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
+    let pairs = _mm_add_ps(half, _mm_movehl_ps(half, half));
+    _mm_cvtss_f32(_mm_add_ss(pairs, _mm_shuffle_ps::<1>(pairs, pairs)))
+}

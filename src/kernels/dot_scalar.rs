@@ -52,3 +52,39 @@ pub(crate) fn dot_q8<const W: usize, const R: usize>(
     }
     out
 }
+
+/// Integer dot product of two int8 vectors (index search): exact, so every kernel gives the
+/// same number.
+pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| x as i16 as i32 * y as i16 as i32)
+        .sum()
+}
+
+/// Dot product of an f32 query with int8 values (index search; the caller applies the
+/// scale). The definition every kernel computes bit for bit: four groups of eight partial
+/// sums (so four additions are in flight, not one chain), products and sums never fused,
+/// combined in a fixed tree, then the tail past the last 32 in order. LLVM vectorizes it for
+/// wasm simd128.
+pub(crate) fn dot_f32_i8(query: &[f32], values: &[i8]) -> f32 {
+    let mut acc = [[0.0f32; 8]; 4];
+    let body = query.len() / 32 * 32;
+    for (q, v) in query[..body]
+        .chunks_exact(32)
+        .zip(values[..body].chunks_exact(32))
+    {
+        for (j, acc) in acc.iter_mut().enumerate() {
+            for (lane, acc) in acc.iter_mut().enumerate() {
+                *acc += q[8 * j + lane] * v[8 * j + lane] as f32;
+            }
+        }
+    }
+    let s: [f32; 8] = std::array::from_fn(|l| (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]));
+    let total = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+    let tail = query[body..]
+        .iter()
+        .zip(&values[body..])
+        .fold(0.0f32, |sum, (q, &v)| sum + q * v as f32);
+    total + tail
+}

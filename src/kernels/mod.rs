@@ -26,10 +26,6 @@ mod q8;
 mod dot_avx2;
 // Always built: it defines the results, the SIMD kernels are tested against it, and
 // `MARQUEE_PORTABLE=1` runs it natively.
-#[cfg_attr(
-    all(target_arch = "wasm32", target_feature = "simd128", not(test)),
-    allow(dead_code)
-)]
 mod dot_scalar;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod dot_simd128;
@@ -82,6 +78,38 @@ pub fn simd_enabled() -> bool {
             )) && !portable
         })
     }
+}
+
+/// Integer dot product of two int8 vectors (index search), over the shorter one's length:
+/// exact, so every kernel gives the same number.
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    let n = a.len().min(b.len());
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    if simd_enabled() {
+        return dot_avx2::dot_i8(&a[..n], &b[..n]);
+    }
+    dot_scalar::dot_i8(&a[..n], &b[..n])
+}
+
+/// Dot product of an f32 query with int8 values (index search; the caller applies the
+/// scale), over the shorter one's length: the same bits from every kernel
+/// (`dot_scalar::dot_f32_i8` defines them), so a score and a ranking are the same natively
+/// and in wasm.
+pub fn dot_f32_i8(query: &[f32], values: &[i8]) -> f32 {
+    let n = query.len().min(values.len());
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    if simd_enabled() {
+        return dot_avx2::dot_f32_i8(&query[..n], &values[..n]);
+    }
+    dot_scalar::dot_f32_i8(&query[..n], &values[..n])
 }
 
 /// The tile kernels the matrices call: the build's SIMD kernel, or the portable definition

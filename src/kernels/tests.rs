@@ -193,3 +193,32 @@ fn a_mismatched_input_is_an_error() {
     let ours = ours(&quantized(&random((4, 64), 8), GgmlDType::Q4_0));
     assert!(ours.forward(&random((2, 32), 9)).is_err());
 }
+
+/// The index's dot products: the compiled SIMD kernel gives the portable definition's bits,
+/// so a score (and so a ranking) is the same in every build.
+#[test]
+fn vector_dot_products_equal_the_portable_definition() {
+    let values = |seed: u64, n: usize| -> Vec<f32> {
+        random((1, n), seed)
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .expect("values")
+    };
+    let bytes = |v: &[f32]| -> Vec<i8> { v.iter().map(|x| (x * 127.0).round() as i8).collect() };
+    for (seed, len) in (0..20).zip([384, 383, 32, 31, 1, 0].into_iter().cycle()) {
+        let (a, b) = (values(seed, len.max(1)), values(seed + 77, len.max(1)));
+        let (a, b) = (&a[..len], &b[..len]);
+        let (qa, qb) = (bytes(a), bytes(b));
+        assert_eq!(
+            compiled_simd::dot_f32_i8(a, &qb).to_bits(),
+            dot_scalar::dot_f32_i8(a, &qb).to_bits()
+        );
+        assert_eq!(
+            compiled_simd::dot_i8(&qa, &qb),
+            dot_scalar::dot_i8(&qa, &qb)
+        );
+        let plain: i32 = qa.iter().zip(&qb).map(|(&x, &y)| x as i32 * y as i32).sum();
+        assert_eq!(super::dot_i8(&qa, &qb), plain);
+    }
+    assert_eq!(super::dot_i8(&[-127; 64], &[-127; 64]), 64 * 127 * 127);
+}

@@ -99,12 +99,11 @@ impl Session {
         })
     }
 
-    /// The parts to fetch: `[{name, file, bytes, sha256}]`.
+    /// The parts to fetch: `[{name, file, bytes, sha256}]`, those this build reads.
     pub fn parts(&self) -> Result<JsValue, JsError> {
         let parts: Vec<PartToFetch> = self
             .manifest
-            .parts
-            .iter()
+            .known_parts()
             .map(|p| PartToFetch {
                 name: p.name.clone(),
                 file: p.file.clone(),
