@@ -91,10 +91,16 @@ function onProgress(m) {
     row.pct.textContent = known ? `${pct(m.loaded, m.total)}%` : '';
     if (known) { row.bar.max = m.total; row.bar.value = m.loaded; }
     else row.bar.removeAttribute('value'); // no content-length: indeterminate bar
-    row.badge.textContent = m.cached ? 'cached' : '';
+    row.badge.textContent = m.cached ? 'cached'
+      : m.retry ? `retry ${m.retry.attempt - 1} of ${m.retry.attempts - 1}` : '';
     row.li.dataset.stage = m.stage;
   }
-  if (m.stage === 'init') {
+  if (m.stage === 'retry') {
+    // The worker resumes the part after a pause; say so instead of looking stuck.
+    const secs = num(m.retry.delay_ms / 1000, 1);
+    els.overallText.textContent =
+      `The download of ${m.file} was interrupted (${m.retry.reason}); resuming in ${secs} s…`;
+  } else if (m.stage === 'init') {
     els.overallProgress.removeAttribute('value');
     els.overallText.textContent = 'Preparing models…';
   } else if (m.overall_total > 0) {

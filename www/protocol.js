@@ -48,7 +48,7 @@ export const query = (fields = {}) => complete('query', { ...TAGLINE_DEFAULTS, .
 export const cancel = (fields = {}) => complete('cancel', fields, ['id']);
 
 /** Worker → page: `progress`. */
-export const progress = (fields = {}) => complete('progress', fields, ['asset', 'cached', 'file', 'loaded', 'overall_loaded', 'overall_total', 'stage', 'total']);
+export const progress = (fields = {}) => complete('progress', fields, ['asset', 'cached', 'file', 'loaded', 'overall_loaded', 'overall_total', 'retry', 'stage', 'total']);
 
 /** Worker → page: `ready`. */
 export const ready = (fields = {}) => complete('ready', fields, ['attribution', 'cached_bytes', 'downloaded_bytes', 'generator', 'load_ms', 'movies', 'warnings']);
@@ -60,7 +60,7 @@ export const retrieved = (fields = {}) => complete('retrieved', fields, ['embed_
 export const token = (fields = {}) => complete('token', fields, ['id', 'task', 'text', 'tokens', 'tokens_per_s']);
 
 /** Worker → page: `done`. */
-export const done = (fields = {}) => complete('done', fields, ['cached_prompt_tokens', 'decode_tokens_per_s', 'id', 'prefill_tokens_per_s', 'prompt_tokens', 'stop', 'task', 'text', 'tokens', 'ttft_ms']);
+export const done = (fields = {}) => complete('done', fields, ['cached_prompt_tokens', 'decode_tokens_per_s', 'id', 'prefill_tokens_per_s', 'prompt_tokens', 'stop', 'task', 'text', 'tokens', 'ttft_ms', 'wasm_memory_bytes']);
 
 /** Worker → page: `error`. */
 export const error = (fields = {}) => complete('error', fields, ['fatal', 'id', 'message']);

@@ -5,7 +5,11 @@
 // one gets the last copy. The bundle's large parts are not handled here: the page's worker
 // keeps them in the Cache API under their sha256 and verifies them before use.
 
-const SHELL_CACHE = 'marquee-shell-v1';
+// Replaced at build time (scripts/stamp-build) by a hash of every file the site serves, so
+// each deploy's service worker differs from the last: the browser installs it on the next
+// visit, it precaches its own shell, takes over at once and deletes the older shells.
+const BUILD = 'development';
+const SHELL_CACHE = `marquee-shell-${BUILD}`;
 const SHELL = [
   './',
   './index.html',
@@ -55,13 +59,16 @@ self.addEventListener('fetch', (event) => {
   event.respondWith(networkFirst(request));
 });
 
+// The network's answer when there is one; offline, this build's precached copy. Answers
+// are not written into the precache: it stays one build's complete, consistent shell, and
+// the next build's service worker precaches its own.
 async function networkFirst(request) {
-  const cache = await caches.open(SHELL_CACHE);
   try {
-    const response = await fetch(request);
-    if (response.ok) await cache.put(request, response.clone());
-    return response;
+    // Revalidated every time (a 304 when unchanged), so an HTTP cache's older copy of one
+    // file (GitHub Pages allows ten minutes) never mixes with another build's files.
+    return await fetch(request.url, { cache: 'no-cache', credentials: 'same-origin' });
   } catch (error) {
+    const cache = await caches.open(SHELL_CACHE);
     const cached = await cache.match(request, { ignoreSearch: true });
     if (cached) return cached;
     throw error;

@@ -3,8 +3,13 @@
 // Loading: read the bundle's manifest, then get every part from the Cache API (keyed by
 // its sha256) or the network (with progress), hand it to the wasm Session, which checks
 // size and sha256 before use. A cached part that fails the check is dropped and fetched
-// again; a fresh download that fails it is an error. If the browser will not store a part
-// (quota), the page still works and says that the next visit downloads again.
+// again; a fresh download that fails it is an error naming the part, and nothing unverified
+// is ever cached. A dropped connection or a server error is retried with backoff, resuming
+// where it stopped (HTTP Range); a 404 or an HTML page instead of a part is not. Tabs
+// loading at once take turns per part (Web Locks), so the second finds the first's copy in
+// the cache. Once loaded, parts of earlier deploys are removed from the cache. If the
+// browser will not store a part (quota), the page still works and says that the next visit
+// downloads again.
 //
 // Queries: `session.query` runs the job up to its generation, then one `session.step` per
 // piece of text, yielding to the event loop in between so a `cancel` message gets through.
@@ -16,6 +21,8 @@ import * as protocol from './protocol.js';
 const BUNDLE = new URL('./bundle/', import.meta.url);
 const CACHE_NAME = 'marquee-parts-v1';
 const PROGRESS_INTERVAL_MS = 100;
+// Waits before each retry of a failed download; one more failure is an error.
+const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
 
 let session = null;
 let loading = null;
@@ -46,7 +53,7 @@ async function load() {
     session?.free();
     session = null;
     post(protocol.progress({ stage: 'init', asset: null, file: null,
-      loaded: 0, total: null, cached: false, overall_loaded: 0, overall_total: 0 }));
+      loaded: 0, total: null, cached: false, overall_loaded: 0, overall_total: 0, retry: null }));
     await init({ module_or_path: new URL('./marquee-web_bg.wasm', import.meta.url) });
     const manifestResponse = await fetch(new URL('manifest.json', BUNDLE), { cache: 'no-cache' });
     if (!manifestResponse.ok) {
@@ -67,6 +74,7 @@ async function load() {
     progress.stage('init');
     const loaded = next.finish();
     session = next;
+    if (cache) await forgetOtherParts(cache, parts);
     post(protocol.ready({
       movies: loaded.movies,
       generator: loaded.generator,
@@ -91,10 +99,37 @@ async function openCache(warnings) {
   }
 }
 
+// The Cache API key of a part: its file and hash, so each deploy's parts have their own.
+const partKey = (part) => new URL(`${part.file}?sha256=${part.sha256}`, BUNDLE).href;
+
+// Removes cached parts that this bundle does not use (an earlier deploy's), so storage does
+// not grow with every deploy.
+async function forgetOtherParts(cache, parts) {
+  try {
+    const current = new Set(parts.map(partKey));
+    for (const request of await cache.keys()) {
+      if (!current.has(request.url)) await cache.delete(request);
+    }
+  } catch (error) {
+    console.warn('worker: could not clean the parts cache:', error);
+  }
+}
+
+// One part at a time per hash across this site's tabs and workers: a tab that loads while
+// another downloads the same part waits, then reads the other's verified copy.
+function oneAtATime(part, work) {
+  const locks = self.navigator?.locks;
+  return locks ? locks.request(`marquee-part-${part.sha256}`, work) : work();
+}
+
 // Adds one part to the session, from the cache when a good copy is there, else from the
 // network. The session verifies size and sha256; only verified bytes are cached.
-async function loadPart(target, part, cache, progress, stats) {
-  const key = new URL(`${part.file}?sha256=${part.sha256}`, BUNDLE).href;
+function loadPart(target, part, cache, progress, stats) {
+  return oneAtATime(part, () => loadPartNow(target, part, cache, progress, stats));
+}
+
+async function loadPartNow(target, part, cache, progress, stats) {
+  const key = partKey(part);
   const hit = cache ? await cache.match(key) : undefined;
   if (hit) {
     const bytes = new Uint8Array(await hit.arrayBuffer());
@@ -126,38 +161,77 @@ async function loadPart(target, part, cache, progress, stats) {
   }
 }
 
-// Streams a part, reporting progress; works without a content-length (the manifest
-// knows every part's size). The URL carries the hash so no HTTP cache serves a stale copy.
+// A failure worth another try: the connection dropped, the server was busy or failed.
+class Retryable extends Error {}
+
+// Downloads a part into a buffer of the manifest's size, with progress; a failed attempt is
+// retried after a growing delay, asking only for the bytes still missing. The URL carries the
+// hash so no HTTP cache serves a stale copy. Errors name the part.
 async function download(part, progress) {
   const url = new URL(`${part.file}?sha256=${part.sha256}`, BUNDLE);
-  const response = await fetch(url);
-  if (!response.ok) {
-    throw new Error(`cannot download ${part.file}: HTTP ${response.status}`);
+  // `received` counts the bytes in hand across attempts, so a retry resumes after them.
+  const state = { bytes: new Uint8Array(part.bytes), received: 0 };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await fetchInto(url, part, state, progress);
+      if (state.received === part.bytes) return state.bytes;
+      throw new Retryable(`the download ended after ${state.received} of ${part.bytes} bytes`);
+    } catch (error) {
+      const attempts = RETRY_DELAYS_MS.length + 1;
+      if (!(error instanceof Retryable) || attempt >= attempts) {
+        const tries = attempt > 1 ? ` (after ${attempt} attempts)` : '';
+        throw new Error(`cannot download ${part.name} (${part.file}): ${describe(error)}${tries}`);
+      }
+      const delay = RETRY_DELAYS_MS[attempt - 1];
+      progress.retry(part, state.received, {
+        attempt: attempt + 1, attempts, delay_ms: delay, reason: describe(error),
+      });
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
   }
-  const length = Number(response.headers.get('content-length')) || null;
-  const total = length ?? part.bytes;
-  const bytes = new Uint8Array(Math.max(total, part.bytes));
-  let received = 0;
-  let chunks = null; // used only if the server sends more than announced
+}
+
+// One attempt: fetches the bytes after `state.received` into `state.bytes`, counting them in
+// `state.received` as they arrive.
+async function fetchInto(url, part, state, progress) {
+  const from = state.received;
+  let response;
+  try {
+    response = await fetch(url, from > 0 ? { headers: { Range: `bytes=${from}-` } } : {});
+  } catch (error) {
+    throw new Retryable(describe(error)); // offline, connection refused or reset
+  }
+  if (response.status === 206) {
+    const start = Number(/bytes (\d+)-/.exec(response.headers.get('content-range') ?? '')?.[1]);
+    if (start !== from) throw new Retryable(`the server resumed at byte ${start}, not ${from}`);
+  } else if (response.ok) {
+    state.received = 0; // the server sent the whole file again
+  } else if (response.status >= 500 || response.status === 408 || response.status === 429) {
+    throw new Retryable(`HTTP ${response.status}`);
+  } else {
+    throw new Error(`the server answered HTTP ${response.status}`);
+  }
+  if ((response.headers.get('content-type') ?? '').includes('text/html')) {
+    throw new Error('the server answered with an HTML page instead of the file');
+  }
   const reader = response.body.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (chunks === null && received + value.length <= bytes.length) {
-      bytes.set(value, received);
-    } else {
-      chunks ??= [bytes.subarray(0, received)];
-      chunks.push(value);
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (error) {
+      progress.update(part, state.received, part.bytes, false, true);
+      throw new Retryable(describe(error)); // the connection dropped mid-file
     }
-    received += value.length;
-    progress.update(part, received, length, false);
+    if (chunk.done) break;
+    if (state.received + chunk.value.length > state.bytes.length) {
+      throw new Error(`the file is larger than the manifest's ${part.bytes} bytes`);
+    }
+    state.bytes.set(chunk.value, state.received);
+    state.received += chunk.value.length;
+    progress.update(part, state.received, part.bytes, false);
   }
-  progress.update(part, received, length, false, true);
-  if (chunks === null) return bytes.subarray(0, received);
-  const joined = new Uint8Array(received);
-  let offset = 0;
-  for (const chunk of chunks) { joined.set(chunk, offset); offset += chunk.length; }
-  return joined;
+  progress.update(part, state.received, part.bytes, false, true);
 }
 
 // Per-part and overall byte counts, posted at most every PROGRESS_INTERVAL_MS per part.
@@ -179,14 +253,24 @@ class Progress {
     for (const value of this.loaded.values()) overall += value;
     post(protocol.progress({
       stage: 'download', asset: part.name, file: part.file,
-      loaded, total, cached, overall_loaded: overall, overall_total: this.total,
+      loaded, total, cached, overall_loaded: overall, overall_total: this.total, retry: null,
+    }));
+  }
+
+  retry(part, loaded, retry) {
+    this.loaded.set(part.name, loaded);
+    let overall = 0;
+    for (const value of this.loaded.values()) overall += value;
+    post(protocol.progress({
+      stage: 'retry', asset: part.name, file: part.file, loaded, total: part.bytes,
+      cached: false, overall_loaded: overall, overall_total: this.total, retry,
     }));
   }
 
   stage(stage) {
     post(protocol.progress({
       stage, asset: null, file: null, loaded: 0, total: null,
-      cached: false, overall_loaded: this.total, overall_total: this.total,
+      cached: false, overall_loaded: this.total, overall_total: this.total, retry: null,
     }));
   }
 }

@@ -1,6 +1,8 @@
-// A static file server on 127.0.0.1 for the end-to-end test: it counts requests per path
-// (to prove what came from the network) and can stop and start again on the same port
-// (the browser's caches are per origin, port included).
+// A static file server on 127.0.0.1 for the end-to-end tests: it counts requests per path
+// (to prove what came from the network), can stop and start again on the same port (the
+// browser's caches are per origin, port included), serves byte ranges (resumed downloads),
+// can switch to another site folder (a new deploy), and can misbehave on a path: cut the
+// connection part-way through a file, or answer 404 or an HTML page instead of it.
 
 import { createServer } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
@@ -25,7 +27,15 @@ export class StaticServer {
     this.root = root;
     this.port = 0;
     this.requests = new Map();
+    this.ranges = [];      // [path, first byte] of every Range request
+    this.faults = new Map(); // path -> { kind: 'cut' | '404' | 'html', afterBytes, times }
     this.server = null;
+  }
+
+  // Makes `path` misbehave: `cut` sends `afterBytes` bytes then drops the connection, `404`
+  // and `html` answer instead of the file; `times` requests are affected (Infinity: all).
+  fault(path, kind, { afterBytes = 0, times = Infinity } = {}) {
+    this.faults.set(path, { kind, afterBytes, times });
   }
 
   get url() {
@@ -63,15 +73,57 @@ export class StaticServer {
       response.writeHead(404).end('not found');
       return;
     }
-    response.writeHead(200, {
+    const known = this.faults.get(path);
+    const fault = known && known.times > 0 ? known : null;
+    if (fault) {
+      fault.times -= 1;
+      if (fault.kind === '404') {
+        response.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+        return;
+      }
+      if (fault.kind === 'html') {
+        response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+          .end('<!doctype html><title>Oops</title><p>This site is being updated.</p>');
+        return;
+      }
+    }
+    const range = /^bytes=(\d+)-$/.exec(request.headers.range ?? '');
+    const start = range ? Number(range[1]) : 0;
+    if (range) this.ranges.push([path, start]);
+    if (start >= size && size > 0) {
+      response.writeHead(416, { 'content-range': `bytes */${size}` }).end();
+      return;
+    }
+    response.writeHead(range ? 206 : 200, {
       'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
-      'content-length': size,
+      'content-length': size - start,
       'cache-control': 'no-cache',
+      'accept-ranges': 'bytes',
+      ...(range ? { 'content-range': `bytes ${start}-${size - 1}/${size}` } : {}),
     });
     if (request.method === 'HEAD') {
       response.end();
       return;
     }
-    createReadStream(file).pipe(response);
+    const stream = createReadStream(file, { start });
+    if (fault?.kind === 'cut') {
+      // Send `afterBytes`, then drop the connection mid-file.
+      let sent = 0;
+      stream.on('data', (chunk) => {
+        if (sent + chunk.length >= fault.afterBytes) {
+          stream.destroy();
+          // Once the bytes so far are flushed, close the socket: the body ends short of its
+          // content-length, as when a connection drops.
+          const rest = chunk.subarray(0, Math.max(0, fault.afterBytes - sent));
+          response.write(rest, () => response.socket?.destroy());
+          return;
+        }
+        sent += chunk.length;
+        response.write(chunk);
+      });
+      stream.on('end', () => response.end());
+      return;
+    }
+    stream.pipe(response);
   }
 }

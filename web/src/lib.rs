@@ -312,5 +312,18 @@ fn done_event(
             first - running.prefill_started_ms,
         ),
         decode_tokens_per_s: per_second(tokens.saturating_sub(1), now - first),
+        wasm_memory_bytes: wasm_memory_bytes(),
     })
+}
+
+/// The size of this module's linear memory.
+fn wasm_memory_bytes() -> u64 {
+    wasm_bindgen::memory()
+        .dyn_into::<js_sys::WebAssembly::Memory>()
+        .map(|m| {
+            m.buffer()
+                .dyn_into::<js_sys::ArrayBuffer>()
+                .map_or(0, |b| b.byte_length() as u64)
+        })
+        .unwrap_or(0)
 }

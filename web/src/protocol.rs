@@ -50,12 +50,23 @@ pub struct MovieHit {
     pub genres: Vec<String>,
 }
 
+/// A download that failed and will be tried again.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Retry {
+    /// The attempt about to be made (2 for the first retry).
+    pub attempt: u32,
+    pub attempts: u32,
+    pub delay_ms: u64,
+    pub reason: String,
+}
+
 /// Worker → page.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    /// Loading: `stage` is `init` (starting the engine) or `download` (one part's bytes;
-    /// `cached` when they came from the Cache API).
+    /// Loading: `stage` is `init` (starting the engine), `download` (one part's bytes;
+    /// `cached` when they came from the Cache API) or `retry` (a part's download failed and
+    /// is tried again after `retry.delay_ms`, resuming where it stopped).
     Progress {
         stage: String,
         asset: Option<String>,
@@ -65,6 +76,7 @@ pub enum Event {
         cached: bool,
         overall_loaded: u64,
         overall_total: u64,
+        retry: Option<Retry>,
     },
     /// The bundle is loaded.
     Ready {
@@ -110,6 +122,9 @@ pub enum Event {
         ttft_ms: f64,
         prefill_tokens_per_s: f64,
         decode_tokens_per_s: f64,
+        /// The worker's wasm memory after the query (it grows, never shrinks: a long session
+        /// should see it level off).
+        wasm_memory_bytes: u64,
     },
     /// Something failed; `fatal` when the page cannot go on without loading again. `id` is
     /// the query's, or null for loading.
@@ -141,6 +156,7 @@ fn samples() -> (Vec<Request>, Vec<Event>) {
             cached: false,
             overall_loaded: 0,
             overall_total: 0,
+            retry: None,
         },
         Event::Ready {
             movies: 0,
@@ -180,6 +196,7 @@ fn samples() -> (Vec<Request>, Vec<Event>) {
             ttft_ms: 0.0,
             prefill_tokens_per_s: 0.0,
             decode_tokens_per_s: 0.0,
+            wasm_memory_bytes: 0,
         },
         Event::Error {
             id: None,
