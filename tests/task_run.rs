@@ -1,0 +1,190 @@
+//! A task's generation as a state machine, on committed fixtures only (no download): the
+//! tiny random GPT-2 of `tests/fixtures/gpt2_tiny` behind a word-level tokenizer made here,
+//! a third of whose tokens are line breaks, so the stop rules have something to stop at.
+//! `Run` reports `Prefilled` once, then text pieces, then `Done` whose text is what was
+//! shown; the first-line rule never shows a line break after text; Stop ends it as
+//! `cancelled`; a finished run stays finished.
+
+use std::ops::ControlFlow;
+
+use marquee::generate::{Generator, Gpt2, SamplingParams, StopReason};
+use marquee::task::{Run, RunEvent, StopRule};
+use tokenizers::Tokenizer;
+
+const MODEL: &[u8] = include_bytes!("fixtures/gpt2_tiny/model.safetensors");
+const CONFIG: &[u8] = include_bytes!("fixtures/gpt2_tiny/config.json");
+
+/// The fixture model's 512 token ids as words, every third one a line break.
+fn generator() -> Generator {
+    let vocab: serde_json::Map<String, serde_json::Value> = (0..512u32)
+        .map(|id| {
+            let word = if id % 3 == 0 {
+                format!("\n{id}")
+            } else {
+                format!("w{id}")
+            };
+            (word, id.into())
+        })
+        .collect();
+    let json = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": { "type": "Whitespace" },
+        "post_processor": null,
+        "decoder": null,
+        "model": { "type": "WordLevel", "vocab": vocab, "unk_token": "w1" }
+    });
+    let tokenizer: Tokenizer = json.to_string().parse().expect("tokenizer");
+    Generator::gpt2(
+        Gpt2::from_safetensors(MODEL, CONFIG).expect("loads"),
+        tokenizer,
+    )
+}
+
+fn events(run: Run, generator: &mut Generator) -> (Vec<RunEvent>, marquee::generate::Generation) {
+    let mut seen = Vec::new();
+    let done = run
+        .to_end(generator, |event| {
+            seen.push(event.clone());
+            ControlFlow::Continue(())
+        })
+        .expect("runs");
+    (seen, done)
+}
+
+fn texts(events: &[RunEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Text(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_reports_prefill_then_text_then_done() {
+    let mut g = generator();
+    let prompt = [5u32, 7, 11, 13];
+    for seed in 0..8 {
+        let params = SamplingParams {
+            temperature: 1.0,
+            seed,
+            max_tokens: 20,
+            ..SamplingParams::default()
+        };
+        let run = Run::new(
+            g.start(&prompt, &params).expect("starts"),
+            StopRule::EndOfText,
+        );
+        let (seen, done) = events(run, &mut g);
+        assert!(
+            matches!(
+                seen.first(),
+                Some(RunEvent::Prefilled {
+                    prompt_tokens: 4,
+                    ..
+                })
+            ),
+            "{seen:?}"
+        );
+        assert!(matches!(seen.last(), Some(RunEvent::Done(_))), "{seen:?}");
+        assert_eq!(
+            seen.iter()
+                .filter(|e| matches!(e, RunEvent::Prefilled { .. }))
+                .count(),
+            1
+        );
+        assert_eq!(done.text, texts(&seen).trim());
+        assert_eq!(
+            done.stop,
+            StopReason::MaxTokens,
+            "no end token in this vocabulary"
+        );
+        assert_eq!(done.tokens.len(), 20);
+    }
+}
+
+#[test]
+fn the_first_line_rule_shows_no_line_break_after_text() {
+    let mut g = generator();
+    let prompt = [5u32, 7, 11, 13];
+    let mut ended_at_a_line = 0;
+    for seed in 0..16 {
+        let params = SamplingParams {
+            temperature: 1.0,
+            seed,
+            max_tokens: 24,
+            ..SamplingParams::default()
+        };
+        let free = Run::new(
+            g.start(&prompt, &params).expect("starts"),
+            StopRule::EndOfText,
+        );
+        let (free_events, _) = events(free, &mut g);
+        let run = Run::new(
+            g.start(&prompt, &params).expect("starts"),
+            StopRule::FirstLine,
+        );
+        let (seen, done) = events(run, &mut g);
+        let shown = texts(&seen);
+        assert!(!shown.trim_start().contains('\n'), "{shown:?}");
+        assert_eq!(done.text, shown.trim());
+        // The same seed's unruled text, cut at its first line break after some text.
+        let full = texts(&free_events);
+        let start = full.len() - full.trim_start().len();
+        let first_line = match full[start..].find('\n') {
+            Some(end) => {
+                ended_at_a_line += 1;
+                assert_eq!(done.stop, StopReason::EndOfLine);
+                &full[start..start + end]
+            }
+            None => &full[start..],
+        };
+        assert_eq!(done.text, first_line.trim(), "seed {seed}");
+    }
+    assert!(ended_at_a_line > 0, "no sample had a second line");
+}
+
+#[test]
+fn stop_ends_a_run_as_cancelled_and_a_done_run_stays_done() {
+    let mut g = generator();
+    let params = SamplingParams {
+        max_tokens: 20,
+        ..SamplingParams::default()
+    };
+    let mut run = Run::new(
+        g.start(&[5, 7], &params).expect("starts"),
+        StopRule::EndOfText,
+    );
+    assert!(matches!(
+        run.step(&mut g).expect("prefill"),
+        RunEvent::Prefilled { .. }
+    ));
+    run.cancel();
+    // At most the piece already decoded with the prefill shows; then it is done.
+    let mut after = Vec::new();
+    let done = loop {
+        match run.step(&mut g).expect("steps") {
+            RunEvent::Done(done) => break done,
+            event => after.push(event),
+        }
+    };
+    assert!(after.len() <= 1, "{after:?}");
+    assert_eq!(done.stop, StopReason::Cancelled);
+    assert!(done.tokens.len() <= 1);
+    assert!(matches!(
+        run.step(&mut g).expect("again"),
+        RunEvent::Done(_)
+    ));
+    // A run started before another one on the same generator can no longer step.
+    let mut first = Run::new(
+        g.start(&[5, 7], &params).expect("starts"),
+        StopRule::EndOfText,
+    );
+    let _second = g.start(&[5, 7], &params).expect("starts");
+    assert!(first.step(&mut g).is_err());
+}
