@@ -10,6 +10,7 @@
 //! - [`builder`]: catalogue + model files in, bundle out (what `index-builder build` runs).
 //! - [`retriever`]: the pieces put together: query text in, movies out.
 //! - [`task`]: the jobs (taglines first), each from text in to events out.
+//! - `train`: LoRA fine-tuning of the generator (native builds only).
 //! - [`weights`]: model files (safetensors, GGUF) read into tensors, for every model.
 
 pub mod builder;
@@ -23,6 +24,8 @@ pub mod index;
 pub mod kernels;
 pub mod retriever;
 pub mod task;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;
 pub mod weights;
 
 pub use error::{Error, Result};

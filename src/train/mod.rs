@@ -1,0 +1,24 @@
+//! LoRA fine-tuning of the generator, natively (the wasm build carries no training code).
+//!
+//! The base model's weights stay frozen, as f32 tensors dequantized from the shipped GGUF;
+//! each targeted matrix `W` gets an adapter, `y = x Wᵀ + (alpha / rank) · (x Aᵀ) Bᵀ`, with
+//! `A` (rank × in) and `B` (out × rank) the only trained values, as peft does. The training
+//! forward pass is a separate, differentiable implementation of the same llama
+//! architecture on candle ops that all have backward rules (`rms_norm_slow`, `softmax`,
+//! `rope_i_slow`: the fused kernels the inference path uses record no gradient); the
+//! optimizer is candle's AdamW (torch's formula) with warm-up and linear decay and
+//! global-norm gradient clipping, and the loss counts only the answer's tokens.
+//!
+//! - [`lora`]: adapters, their configuration and seeded initialization;
+//! - [`llama`]: the trainable llama;
+//! - [`optim`]: the learning-rate schedule, clipping and one training step.
+
+pub mod llama;
+pub mod lora;
+pub mod optim;
+#[cfg(test)]
+mod tests;
+
+pub use llama::TrainableLlama;
+pub use lora::{Adapter, LoraConfig, Target};
+pub use optim::{clip_grad_norm, Schedule, StepReport, Trainer};
