@@ -12,7 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernels::attention::{
-    score_blocks, softmax_in_place, weighted_values, CONTEXT_WIDTH, LANES, QUERIES,
+    score_blocks, softmax_in_place, weighted_values, CONTEXT_WIDTH, LANES,
 };
 
 /// The smallest cache allocation, in positions: a short prompt and its first tokens fit
@@ -212,7 +212,7 @@ impl KvCache {
         let padded_keys = keys.next_multiple_of(LANES);
         // Queries pre-scaled by 1/√d (exact for head widths that are powers of four).
         let scale = 1.0 / (d as f32).sqrt();
-        let mut queries = vec![0f32; rows.next_multiple_of(QUERIES) * d];
+        let mut queries = vec![0f32; rows * d];
         for (row, out) in queries.chunks_exact_mut(d).take(rows).enumerate() {
             let (g, i) = (row / n, row % n);
             let at = (i * self.heads + h * group + g) * d;
@@ -237,15 +237,19 @@ impl KvCache {
             })
             .collect();
         let mut out = vec![0f32; rows * d];
-        for pair_start in (0..rows).step_by(2) {
-            let pair = [pair_start, (pair_start + 1).min(rows - 1)];
-            let pair_weights = pair.map(|r| &*weights[r]);
-            for first in (0..d).step_by(CONTEXT_WIDTH) {
-                let width = CONTEXT_WIDTH.min(d - first);
-                let sums = weighted_values(pair_weights, values, d, first);
-                for (r, sum) in pair.into_iter().zip(sums) {
-                    out[r * d + first..r * d + first + width].copy_from_slice(&sum[..width]);
-                }
+        let mut write = |r: usize, first: usize, sum: &[f32; CONTEXT_WIDTH]| {
+            let width = CONTEXT_WIDTH.min(d - first);
+            out[r * d + first..r * d + first + width].copy_from_slice(&sum[..width]);
+        };
+        for first in (0..d).step_by(CONTEXT_WIDTH) {
+            for r in (0..rows / 2 * 2).step_by(2) {
+                let sums = weighted_values([&*weights[r], &*weights[r + 1]], values, d, first);
+                write(r, first, &sums[0]);
+                write(r + 1, first, &sums[1]);
+            }
+            if rows % 2 == 1 {
+                let [sum] = weighted_values([&*weights[rows - 1]], values, d, first);
+                write(rows - 1, first, &sum);
             }
         }
         out

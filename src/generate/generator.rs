@@ -343,7 +343,9 @@ impl Generator {
         Ok(self.cached.len())
     }
 
-    fn forget_cache(&mut self) {
+    /// Empties the KV cache (primed prefixes are kept): the next prompt is prefilled from
+    /// its first token or from a primed prefix (benchmarks time a cold prefill this way).
+    pub fn forget_cache(&mut self) {
         self.model.clear_cache();
         self.cached.clear();
     }

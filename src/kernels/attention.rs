@@ -65,10 +65,13 @@ pub(crate) fn softmax_in_place(x: &mut [f32]) {
     }
 }
 
-/// `scores[i][j] = Σ_c queries[i][c] · keys_t[c][j]`, summed over c in order, for blocks of
-/// 8 queries × 8 keys held in registers while the dimensions stream by. `queries` holds a
-/// multiple of 8 rows of `d`; `keys_t` is d rows of `stride` values, of which the first
-/// `keys` (a multiple of 8) are scored; `scores` has rows of `keys`.
+/// `scores[i][j] = Σ_c queries[i][c] · keys_t[c][j]`, summed over c in order. `queries`
+/// holds rows of `d`; `keys_t` is d rows of `stride` values, of which the first `keys` (a
+/// multiple of 8) are scored; `scores` has rows of `keys`. Blocks of 8 queries × 8 keys are
+/// held in registers while the dimensions stream by; the rows past the last multiple of 8
+/// (a decoding step's few queries) go one at a time against 32 keys. Every score is the same
+/// sum in the same order whichever block computes it, so the bits do not depend on how many
+/// queries share a call.
 pub(crate) fn score_blocks(
     queries: &[f32],
     keys_t: &[f32],
@@ -78,42 +81,87 @@ pub(crate) fn score_blocks(
     scores: &mut [f32],
 ) {
     debug_assert!(keys.is_multiple_of(LANES) && keys <= stride);
-    for (block, out) in queries
+    let rows = queries.len() / d.max(1);
+    let full = rows / QUERIES * QUERIES;
+    let (block_queries, rest_queries) = queries.split_at(full * d);
+    let (block_scores, rest_scores) = scores.split_at_mut(full * keys);
+    for (block, out) in block_queries
         .chunks_exact(QUERIES * d)
-        .zip(scores.chunks_exact_mut(QUERIES * keys))
+        .zip(block_scores.chunks_exact_mut(QUERIES * keys))
     {
-        for j in (0..keys).step_by(LANES) {
-            let mut acc = [[0f32; LANES]; QUERIES];
-            for c in 0..d {
-                let start = c * stride + j;
-                let Ok(k) = <&[f32; LANES]>::try_from(&keys_t[start..start + LANES]) else {
-                    continue; // unreachable: the slice is LANES long
-                };
-                for (q, acc) in acc.iter_mut().enumerate() {
-                    let query = block[q * d + c];
-                    for (a, &k) in acc.iter_mut().zip(k) {
-                        *a += query * k;
-                    }
+        score_tiles::<QUERIES, 1>(block, keys_t, d, stride, keys, out);
+    }
+    for (row, out) in rest_queries
+        .chunks_exact(d)
+        .zip(rest_scores.chunks_exact_mut(keys))
+    {
+        score_tiles::<1, 4>(row, keys_t, d, stride, keys, out);
+    }
+}
+
+/// `Q` queries against the keys, `KB` blocks of 8 keys at a time (then one block at a time
+/// for what is left): `Q × KB × 8` independent sums in flight.
+fn score_tiles<const Q: usize, const KB: usize>(
+    queries: &[f32],
+    keys_t: &[f32],
+    d: usize,
+    stride: usize,
+    keys: usize,
+    out: &mut [f32],
+) {
+    let wide = keys / (KB * LANES) * (KB * LANES);
+    for j in (0..wide).step_by(KB * LANES) {
+        score_tile::<Q, KB>(queries, keys_t, d, stride, keys, j, out);
+    }
+    for j in (wide..keys).step_by(LANES) {
+        score_tile::<Q, 1>(queries, keys_t, d, stride, keys, j, out);
+    }
+}
+
+#[inline(always)]
+fn score_tile<const Q: usize, const KB: usize>(
+    queries: &[f32],
+    keys_t: &[f32],
+    d: usize,
+    stride: usize,
+    keys: usize,
+    j: usize,
+    out: &mut [f32],
+) {
+    let mut acc = [[[0f32; LANES]; KB]; Q];
+    for c in 0..d {
+        for (kb, lanes) in (0..KB).map(|kb| (kb, c * stride + j + kb * LANES)) {
+            let Ok(k) = <&[f32; LANES]>::try_from(&keys_t[lanes..lanes + LANES]) else {
+                continue; // unreachable: the slice is LANES long
+            };
+            for (q, acc) in acc.iter_mut().enumerate() {
+                let query = queries[q * d + c];
+                for (a, &k) in acc[kb].iter_mut().zip(k) {
+                    *a += query * k;
                 }
             }
-            for (q, acc) in acc.iter().enumerate() {
-                out[q * keys + j..q * keys + j + LANES].copy_from_slice(acc);
-            }
+        }
+    }
+    for (q, acc) in acc.iter().enumerate() {
+        for (kb, acc) in acc.iter().enumerate() {
+            let at = q * keys + j + kb * LANES;
+            out[at..at + LANES].copy_from_slice(acc);
         }
     }
 }
 
-/// `Σ_j weights[q][j] · values[j][first..first + 32]` for two queries, summed over j in key
-/// order, the 2 × 32 sums in registers (dimensions past `d` come out zero). `values` holds
+/// `Σ_j weights[q][j] · values[j][first..first + 32]` for `R` queries (two, or one for an
+/// odd one out), summed over j in key order, the R × 32 sums in registers (dimensions past
+/// `d` come out zero); a query's sums do not depend on `R`. `values` holds
 /// rows of `d`. A weight of zero adds an exact zero, so keys past a query's causal limit
 /// (given weight 0) leave its sums as they would be without them.
-pub(crate) fn weighted_values(
-    weights: [&[f32]; 2],
+pub(crate) fn weighted_values<const R: usize>(
+    weights: [&[f32]; R],
     values: &[f32],
     d: usize,
     first: usize,
-) -> [[f32; CONTEXT_WIDTH]; 2] {
-    let mut acc = [[0f32; CONTEXT_WIDTH]; 2];
+) -> [[f32; CONTEXT_WIDTH]; R] {
+    let mut acc = [[0f32; CONTEXT_WIDTH]; R];
     let width = CONTEXT_WIDTH.min(d - first);
     for j in 0..weights[0].len() {
         let v = &values[j * d + first..j * d + first + width];
@@ -141,6 +189,41 @@ mod tests {
         }
         assert_eq!(exp_non_positive(0.0), 1.0);
         assert_eq!(exp_non_positive(-1e4), exp_non_positive(-87.0));
+    }
+
+    /// A query's scores have the same bits in a full block of eight and alone.
+    #[test]
+    fn scores_do_not_depend_on_the_block() {
+        let (d, keys) = (24, 48);
+        let keys_t: Vec<f32> = (0..d * keys)
+            .map(|i| ((i * 31 % 97) as f32 - 48.0) / 13.0)
+            .collect();
+        let queries: Vec<f32> = (0..11 * d)
+            .map(|i| ((i * 17 % 89) as f32 - 44.0) / 11.0)
+            .collect();
+        let mut all = vec![0f32; 11 * keys];
+        score_blocks(&queries, &keys_t, d, keys, keys, &mut all);
+        for row in 0..11 {
+            let mut alone = vec![0f32; keys];
+            score_blocks(
+                &queries[row * d..(row + 1) * d],
+                &keys_t,
+                d,
+                keys,
+                keys,
+                &mut alone,
+            );
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&alone),
+                bits(&all[row * keys..(row + 1) * keys]),
+                "row {row}"
+            );
+            let naive: Vec<f32> = (0..keys)
+                .map(|j| (0..d).fold(0f32, |s, c| s + queries[row * d + c] * keys_t[c * keys + j]))
+                .collect();
+            assert_eq!(bits(&alone), bits(&naive), "row {row}: the sum in order");
+        }
     }
 
     #[test]
