@@ -35,6 +35,7 @@ impl Block {
 /// A llama with LoRA adapters on the matrices its [`LoraConfig`] targets.
 pub struct TrainableLlama {
     config: LlamaConfig,
+    lora: LoraConfig,
     embedding: Tensor,
     blocks: Vec<Block>,
     norm: Tensor,
@@ -124,12 +125,41 @@ impl TrainableLlama {
             cos,
             sin,
             config,
+            lora: lora.clone(),
             dtype,
         })
     }
 
     pub fn config(&self) -> &LlamaConfig {
         &self.config
+    }
+
+    pub fn lora(&self) -> &LoraConfig {
+        &self.lora
+    }
+
+    /// Sets every adapter from `tensors` (names as [`TrainableLlama::named_adapters`]); a
+    /// missing tensor or another shape is an error naming it, and then nothing is changed.
+    pub fn set_adapters(&self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        let named = self.named_adapters();
+        let mut values = Vec::with_capacity(named.len());
+        for (name, var) in &named {
+            let t = tensors
+                .get(name)
+                .ok_or_else(|| Error::ModelFile(format!("the adapter has no tensor {name:?}")))?;
+            if t.shape() != var.shape() {
+                return Err(Error::ModelFile(format!(
+                    "adapter tensor {name:?} is {:?}; this model needs {:?} (another model or rank?)",
+                    t.dims(),
+                    var.dims()
+                )));
+            }
+            values.push(t.to_dtype(self.dtype)?);
+        }
+        for ((_, var), value) in named.iter().zip(values) {
+            var.set(&value)?;
+        }
+        Ok(())
     }
 
     /// Every trained tensor, block by block, in target order (`A` then `B`).

@@ -6,13 +6,16 @@
 //! forward pass is a separate, differentiable implementation of the same llama
 //! architecture on candle ops that all have backward rules (`rms_norm_slow`, `softmax`,
 //! `rope_i_slow`: the fused kernels the inference path uses record no gradient); the
-//! optimizer is candle's AdamW (torch's formula) with warm-up and linear decay and
+//! optimizer is AdamW (torch's formula, as candle's, with state a checkpoint can keep) with
+//! warm-up and linear decay and
 //! global-norm gradient clipping, and the loss counts only the answer's tokens.
 //!
 //! - [`lora`]: adapters, their configuration and seeded initialization;
 //! - [`llama`]: the trainable llama;
-//! - [`optim`]: the learning-rate schedule, clipping and one training step.
+//! - [`optim`]: the learning-rate schedule, clipping, AdamW and one training step;
+//! - [`file`]: adapter files and checkpoints (safetensors with metadata).
 
+pub mod file;
 pub mod llama;
 pub mod lora;
 pub mod optim;
@@ -21,4 +24,4 @@ mod tests;
 
 pub use llama::TrainableLlama;
 pub use lora::{Adapter, LoraConfig, Target};
-pub use optim::{clip_grad_norm, Schedule, StepReport, Trainer};
+pub use optim::{clip_grad_norm, AdamW, Schedule, StepReport, Trainer};

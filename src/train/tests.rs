@@ -297,3 +297,123 @@ fn clipping_scales_the_global_norm() {
     let after = clip_grad_norm(&mut grads, &vars, f64::INFINITY).expect("norm");
     assert!((after - limit).abs() < 1e-3 * limit, "{after} vs {limit}");
 }
+
+fn adapter_bits(m: &TrainableLlama) -> Vec<Vec<u32>> {
+    m.adapter_vars()
+        .iter()
+        .map(|v| {
+            let values: Vec<f32> = v
+                .as_tensor()
+                .flatten_all()
+                .and_then(|t| t.to_vec1())
+                .expect("v");
+            values.iter().map(|x| x.to_bits()).collect()
+        })
+        .collect()
+}
+
+fn schedule() -> Schedule {
+    Schedule {
+        peak: 1e-2,
+        warmup: 2,
+        total: 6,
+    }
+}
+
+#[test]
+fn adapters_round_trip_through_a_file() {
+    let m = model(&all_targets(Init::Random), DType::F32);
+    let bytes = file::save(&m, "tiny-llama", None).expect("saves");
+    let read = file::read(&bytes).expect("reads");
+    assert_eq!(read.lora, *m.lora());
+    assert_eq!(read.base_model, "tiny-llama");
+    assert!(read.optimizer.is_none());
+    let other = model(
+        &LoraConfig {
+            seed: 99,
+            ..all_targets(Init::Random)
+        },
+        DType::F32,
+    );
+    assert_ne!(adapter_bits(&other), adapter_bits(&m));
+    other.set_adapters(&read.tensors).expect("sets");
+    assert_eq!(adapter_bits(&other), adapter_bits(&m));
+}
+
+/// Six steps in one go, or three, a checkpoint, a new process's model and trainer, and
+/// three more: the same adapters, bit for bit.
+#[test]
+fn a_checkpoint_resumes_exactly() {
+    let lora = all_targets(Init::ZeroB);
+    let straight = model(&lora, DType::F32);
+    let mut trainer = Trainer::new(&straight, schedule(), 0.01, 1.0).expect("trainer");
+    let losses: Vec<f64> = (0..6)
+        .map(|_| trainer.step(&straight, &IDS, &ANSWER).expect("step").loss)
+        .collect();
+
+    let first = model(&lora, DType::F32);
+    let mut trainer = Trainer::new(&first, schedule(), 0.01, 1.0).expect("trainer");
+    for _ in 0..3 {
+        trainer.step(&first, &IDS, &ANSWER).expect("step");
+    }
+    let checkpoint = file::read(&file::save(&first, "tiny-llama", Some(&trainer)).expect("saves"))
+        .expect("reads");
+    let resumed = model(&checkpoint.lora, DType::F32);
+    let mut trainer = Trainer::new(&resumed, schedule(), 0.01, 1.0).expect("trainer");
+    checkpoint.resume(&resumed, &mut trainer).expect("resumes");
+    assert_eq!(trainer.steps(), 3);
+    let later: Vec<f64> = (0..3)
+        .map(|_| trainer.step(&resumed, &IDS, &ANSWER).expect("step").loss)
+        .collect();
+    assert_eq!(later, losses[3..]);
+    assert_eq!(adapter_bits(&resumed), adapter_bits(&straight));
+}
+
+#[test]
+fn bad_adapter_files_are_refused_with_a_reason() {
+    let m = model(&all_targets(Init::Random), DType::F32);
+    let bytes = file::save(&m, "tiny-llama", None).expect("saves");
+    let err = |bytes: &[u8]| {
+        file::read(bytes)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    assert!(err(b"not an adapter").contains("not a safetensors file"));
+    assert!(err(&bytes[..bytes.len() / 2]).contains("adapter file"));
+    // Another rank: the shapes do not fit, and the error names the tensor.
+    let small = model(
+        &LoraConfig {
+            rank: 2,
+            ..all_targets(Init::Random)
+        },
+        DType::F32,
+    );
+    let read = file::read(&file::save(&small, "tiny-llama", None).expect("saves")).expect("reads");
+    let message = m
+        .set_adapters(&read.tensors)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        message.contains("lora_a") && message.contains("rank"),
+        "{message}"
+    );
+    // Fewer targets: the missing tensor is named.
+    let fewer = model(
+        &LoraConfig {
+            targets: vec![Target::Q],
+            ..all_targets(Init::Random)
+        },
+        DType::F32,
+    );
+    let read = file::read(&file::save(&fewer, "tiny-llama", None).expect("saves")).expect("reads");
+    let message = m
+        .set_adapters(&read.tensors)
+        .expect_err("refused")
+        .to_string();
+    assert!(message.contains("attn_k"), "{message}");
+    // An adapter is not a checkpoint.
+    let read = file::read(&bytes).expect("reads");
+    let mut trainer = Trainer::new(&m, schedule(), 0.0, 1.0).expect("trainer");
+    assert!(read.resume(&m, &mut trainer).is_err());
+}

@@ -6,15 +6,13 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
-
+import { launchProfile } from './browser.mjs';
 import { StaticServer } from './static-server.mjs';
 
 const DIST = resolve(process.env.MARQUEE_DIST ?? 'dist');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = process.env.MARQUEE_SCREENSHOTS ?? join(tmpdir(), 'marquee-e2e');
 const LOAD_TIMEOUT = 180_000;
 const GENERATE_TIMEOUT = 180_000;
@@ -23,19 +21,8 @@ let server;
 let context;
 let page;
 
-// A fresh browser profile: the Cache API and the service worker survive reloads within it.
-async function launch() {
-  const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'marquee-profile-')), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 390, height: 844 }, // a phone
-  });
-  const first = browser.pages()[0] ?? await browser.newPage();
-  first.on('pageerror', (error) => console.error('page error:', error.message));
-  return [browser, first];
-}
+// A fresh browser profile at phone size.
+const launch = () => launchProfile({ viewport: { width: 390, height: 844 } });
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });

@@ -12,12 +12,10 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
-
+import { launchProfile } from './browser.mjs';
 import { StaticServer } from './static-server.mjs';
 
 const DIST = resolve(process.env.MARQUEE_DIST ?? 'dist');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = process.env.MARQUEE_SCREENSHOTS ?? join(tmpdir(), 'marquee-e2e');
 const LOAD_TIMEOUT = 240_000;
 const GENERATE_TIMEOUT = 180_000;
@@ -50,18 +48,11 @@ function recordWorkerMessages() {
   };
 }
 
-// A fresh browser profile, its first page recording worker messages.
+// A fresh browser profile, its pages recording worker messages.
 async function launch() {
-  const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'marquee-profile-')), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const [browser, page] = await launchProfile();
   browsers.push(browser);
   await browser.addInitScript(recordWorkerMessages);
-  const page = browser.pages()[0] ?? await browser.newPage();
-  page.on('pageerror', (error) => console.error('page error:', error.message));
   return [browser, page];
 }
 

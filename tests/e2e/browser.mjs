@@ -1,0 +1,24 @@
+// Debian's headless Chromium with a fresh profile for the end-to-end tests: the flags this
+// closed network needs (no background connections, no component updates, no QUIC).
+
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+// A persistent context on a new profile directory (its Cache API and service worker survive
+// reloads), and its first page, which logs page errors.
+export async function launchProfile(options = {}) {
+  const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'marquee-profile-')), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    ...options,
+  });
+  const first = browser.pages()[0] ?? await browser.newPage();
+  first.on('pageerror', (error) => console.error('page error:', error.message));
+  return [browser, first];
+}
