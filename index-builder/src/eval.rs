@@ -54,8 +54,9 @@ pub struct EvalArgs {
     out: Option<PathBuf>,
 }
 
-/// A deterministic spread of held-out movies: FNV-1a of the id orders the movies.
-fn held_out(retriever: &Retriever, n: usize) -> Vec<usize> {
+/// A deterministic spread of held-out movies: FNV-1a of the id orders the movies. `finetune`
+/// never trains on them.
+pub(crate) fn held_out(retriever: &Retriever, n: usize) -> Vec<usize> {
     let fnv = |s: &str| {
         s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ b as u64).wrapping_mul(0x100_0000_01b3)

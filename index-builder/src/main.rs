@@ -3,6 +3,7 @@
 
 mod build;
 mod eval;
+mod finetune;
 mod paths;
 mod quantize;
 mod query;
@@ -38,6 +39,8 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Score generated taglines of held-out movies: no, random and retrieved examples.
     Eval(eval::EvalArgs),
+    /// LoRA-train the generator on the catalogue's taglines, with retrieved examples.
+    Finetune(Box<finetune::FinetuneArgs>),
 }
 
 /// Where the bundle goes by default: $MARQUEE_CACHE/bundle (~/.cache/marquee/bundle).
@@ -52,5 +55,6 @@ fn main() -> anyhow::Result<()> {
         Command::Tagline(args) => tagline::run(*args),
         Command::Quantize(args) => quantize::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Finetune(args) => finetune::run(*args),
     }
 }

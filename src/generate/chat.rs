@@ -2,9 +2,12 @@
 //! `<|im_start|>{role}\n{content}<|im_end|>\n`, and the model writes after an opened
 //! assistant turn. Tasks build their prompts from these, never from the markers themselves.
 
+/// What ends a turn: the model's end of answer (an end token of the generator).
+pub const END_OF_TURN: &str = "<|im_end|>";
+
 /// One whole turn.
 pub fn turn(role: &str, content: &str) -> String {
-    format!("<|im_start|>{role}\n{content}<|im_end|>\n")
+    format!("<|im_start|>{role}\n{content}{END_OF_TURN}\n")
 }
 
 /// The opening of a turn whose content follows (a primed prefix ends inside the user turn).

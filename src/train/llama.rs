@@ -183,6 +183,12 @@ impl TrainableLlama {
 
     /// Logits for every position of `ids`: (n, vocab).
     pub fn forward(&self, ids: &[u32]) -> Result<Tensor> {
+        Ok(self.hidden(ids)?.matmul(&self.embedding.t()?)?)
+    }
+
+    /// The final normalized hidden states of every position of `ids`: (n, width). The LM
+    /// head (tied to the embeddings) applies to the rows that are needed only.
+    fn hidden(&self, ids: &[u32]) -> Result<Tensor> {
         let c = &self.config;
         let n = ids.len();
         if n == 0 || n > c.context_length {
@@ -222,8 +228,7 @@ impl TrainableLlama {
                 (silu(&block.linear(&h, Target::Gate)?)? * block.linear(&h, Target::Up)?)?;
             x = (x + block.linear(&gated, Target::Down)?)?;
         }
-        let x = rms_norm_slow(&x, &self.norm, c.rms_norm_eps)?;
-        Ok(x.matmul(&self.embedding.t()?)?)
+        Ok(rms_norm_slow(&x, &self.norm, c.rms_norm_eps)?)
     }
 
     /// Mean cross-entropy of predicting each next token of `ids` at the positions where
@@ -246,10 +251,14 @@ impl TrainableLlama {
                 "the example has no answer tokens after the first".into(),
             ));
         }
-        let logits = self.forward(ids)?;
+        // Only the answer's rows go through the LM head (49,152 × 576 for SmolLM2): most
+        // of a prompt is read, not predicted.
         let rows = Tensor::new(rows.as_slice(), &Device::Cpu)?;
         let targets = Tensor::new(targets.as_slice(), &Device::Cpu)?;
-        let picked = logits.index_select(&rows, 0)?;
+        let picked = self
+            .hidden(ids)?
+            .index_select(&rows, 0)?
+            .matmul(&self.embedding.t()?)?;
         Ok(candle_nn::loss::cross_entropy(&picked, &targets)?)
     }
 }

@@ -13,8 +13,10 @@
 //! - [`lora`]: adapters, their configuration and seeded initialization;
 //! - [`llama`]: the trainable llama;
 //! - [`optim`]: the learning-rate schedule, clipping, AdamW and one training step;
-//! - [`file`]: adapter files and checkpoints (safetensors with metadata).
+//! - [`file`]: adapter files and checkpoints (safetensors with metadata);
+//! - [`data`]: retrieval-augmented training examples from the tagline task's prompts.
 
+pub mod data;
 pub mod file;
 pub mod llama;
 pub mod lora;
