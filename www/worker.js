@@ -65,7 +65,10 @@ async function load() {
     const progress = new Progress(parts);
     const cache = await openCache(stats.warnings);
     // Download in parallel; each part is verified as it arrives.
-    await Promise.all(parts.map((part) => loadPart(next, part, cache, progress, stats)));
+    // The first part that fails stops the others' downloads (and their progress).
+    const abort = new AbortController();
+    await Promise.all(parts.map((part) => loadPart(next, part, cache, progress, stats, abort.signal)
+      .catch((error) => { abort.abort(); throw error; })));
     if (stats.uncached.length > 0) {
       stats.warnings.push(`Browser storage is full or unavailable, so ${stats.uncached.join(', ')} ` +
         `${stats.uncached.length === 1 ? 'was' : 'were'} not cached: the page works, ` +
@@ -117,18 +120,18 @@ async function forgetOtherParts(cache, parts) {
 
 // One part at a time per hash across this site's tabs and workers: a tab that loads while
 // another downloads the same part waits, then reads the other's verified copy.
-function oneAtATime(part, work) {
+function oneAtATime(part, signal, work) {
   const locks = self.navigator?.locks;
-  return locks ? locks.request(`marquee-part-${part.sha256}`, work) : work();
+  return locks ? locks.request(`marquee-part-${part.sha256}`, { signal }, work) : work();
 }
 
 // Adds one part to the session, from the cache when a good copy is there, else from the
 // network. The session verifies size and sha256; only verified bytes are cached.
-function loadPart(target, part, cache, progress, stats) {
-  return oneAtATime(part, () => loadPartNow(target, part, cache, progress, stats));
+function loadPart(target, part, cache, progress, stats, signal) {
+  return oneAtATime(part, signal, () => loadPartNow(target, part, cache, progress, stats, signal));
 }
 
-async function loadPartNow(target, part, cache, progress, stats) {
+async function loadPartNow(target, part, cache, progress, stats, signal) {
   const key = partKey(part);
   const hit = cache ? await cache.match(key) : undefined;
   if (hit) {
@@ -144,7 +147,7 @@ async function loadPartNow(target, part, cache, progress, stats) {
       await cache.delete(key);
     }
   }
-  const bytes = await download(part, progress);
+  const bytes = await download(part, progress, signal);
   target.addPart(part.name, bytes);
   stats.downloaded += bytes.length;
   if (cache) {
@@ -167,16 +170,17 @@ class Retryable extends Error {}
 // Downloads a part into a buffer of the manifest's size, with progress; a failed attempt is
 // retried after a growing delay, asking only for the bytes still missing. The URL carries the
 // hash so no HTTP cache serves a stale copy. Errors name the part.
-async function download(part, progress) {
+async function download(part, progress, signal) {
   const url = new URL(`${part.file}?sha256=${part.sha256}`, BUNDLE);
   // `received` counts the bytes in hand across attempts, so a retry resumes after them.
   const state = { bytes: new Uint8Array(part.bytes), received: 0 };
   for (let attempt = 1; ; attempt++) {
     try {
-      await fetchInto(url, part, state, progress);
+      await fetchInto(url, part, state, progress, signal);
       if (state.received === part.bytes) return state.bytes;
       throw new Retryable(`the download ended after ${state.received} of ${part.bytes} bytes`);
     } catch (error) {
+      if (signal.aborted) throw error; // another part failed: the load is over
       const attempts = RETRY_DELAYS_MS.length + 1;
       if (!(error instanceof Retryable) || attempt >= attempts) {
         const tries = attempt > 1 ? ` (after ${attempt} attempts)` : '';
@@ -193,11 +197,11 @@ async function download(part, progress) {
 
 // One attempt: fetches the bytes after `state.received` into `state.bytes`, counting them in
 // `state.received` as they arrive.
-async function fetchInto(url, part, state, progress) {
+async function fetchInto(url, part, state, progress, signal) {
   const from = state.received;
   let response;
   try {
-    response = await fetch(url, from > 0 ? { headers: { Range: `bytes=${from}-` } } : {});
+    response = await fetch(url, from > 0 ? { headers: { Range: `bytes=${from}-` }, signal } : { signal });
   } catch (error) {
     throw new Retryable(describe(error)); // offline, connection refused or reset
   }

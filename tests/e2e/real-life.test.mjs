@@ -1,8 +1,9 @@
 // End-to-end, real life: what visitors of a static site live through. A download cut in
-// the middle resumes; a 404 or an HTML page instead of a part is an error naming it and
-// caches nothing; two tabs loading at once share one verified copy of each part; a new
-// deploy replaces the old one without a hard reload and without leaving its parts behind;
-// fifty ideas in a row, some stopped, are all answered while the worker's memory levels off.
+// the middle resumes; a 404 or an HTML page instead of a part is an error naming it, stops
+// the other downloads and caches nothing; two tabs loading at once share one verified copy
+// of each part; a new deploy replaces the old one without a hard reload and without leaving
+// its parts behind; fifty ideas in a row, some stopped, are all answered while the worker's
+// memory levels off.
 // Real page (dist/), real models, Debian's headless Chromium. Run: `node --test tests/e2e/`.
 
 import { test, before, after } from 'node:test';
@@ -119,7 +120,7 @@ test('a download cut in the middle resumes where it stopped, and says so', async
   server.faults.clear();
 });
 
-test('a 404 or an HTML page instead of a part is an error naming it, and nothing is cached', async () => {
+test('a 404 or an HTML page instead of a part is an error naming it, stops the rest, caches nothing', async () => {
   const manifest = manifestOf(DIST);
   for (const kind of ['404', 'html']) {
     server.fault(partPath(manifest, 'index'), kind);
@@ -131,6 +132,11 @@ test('a 404 or an HTML page instead of a part is an error naming it, and nothing
     assert.match(message, kind === 'html' ? /HTML page/ : /HTTP 404/, message);
     await page.screenshot({ path: join(SHOTS, `6-part-${kind}.png`), fullPage: true });
     assert.ok(!(await cachedParts(page)).some((key) => key.startsWith('index.bin')), 'nothing cached for it');
+    // The failure stopped the other downloads: no progress arrives once it has settled.
+    await page.waitForTimeout(300);
+    const settled = await page.evaluate(() => window.__messages.length);
+    await page.waitForTimeout(1500);
+    assert.equal(await page.evaluate(() => window.__messages.length), settled, 'downloads went on');
     // The server is fixed: Retry loads without reloading the page.
     server.faults.clear();
     await page.click('#error button');
