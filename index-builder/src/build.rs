@@ -99,10 +99,7 @@ fn generator_source(args: &BuildArgs) -> anyhow::Result<Option<GeneratorSource>>
     if args.no_generator {
         return Ok(None);
     }
-    let path = args
-        .generator
-        .clone()
-        .unwrap_or_else(|| paths::assets_dir().join(SMOLLM2_FILE));
+    let path = paths::generator(args.generator.clone());
     let requantize_q4_1_to = match args.generator_dtype.as_str() {
         "keep" => None,
         other => Some(parse_gguf_dtype(other)?),

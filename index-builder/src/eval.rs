@@ -14,7 +14,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use marquee::embed::parse_gguf_dtype;
 use marquee::eval::{copies_an_example, corpus_bleu, distinct_2, mean_words, rouge_l_f1};
-use marquee::generate::{requantize_gguf, Generator};
+use marquee::generate::requantize_gguf;
 use marquee::index::SearchMode;
 use marquee::retriever::Retriever;
 use marquee::task::tagline::{ExampleSource, Tagline, TaglineRequest};
@@ -85,16 +85,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         .unwrap_or_else(crate::default_bundle_dir);
     let retriever =
         Retriever::open_dir(&dir).with_context(|| format!("cannot open {}", dir.display()))?;
-    let model_path = args
-        .generator
-        .clone()
-        .unwrap_or_else(|| paths::assets_dir().join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    let mut bytes = std::fs::read(&model_path)
-        .with_context(|| format!("cannot read {}", model_path.display()))?;
+    let model_path = paths::generator(args.generator.clone());
+    let mut bytes = paths::read_generator(&model_path)?;
     if let Some(dtype) = &args.restore {
         bytes = requantize_gguf(&bytes, GgmlDType::Q4_1, parse_gguf_dtype(dtype)?)?;
     }
-    let mut generator = Generator::from_llama_gguf(&bytes)?;
+    let mut generator = crate::tagline::load_generator(&bytes, &model_path)?;
     // As the page does: every prompt then prefills only what follows the system turn.
     marquee::task::prime::<Tagline>(&mut generator)?;
     let held = held_out(&retriever, args.holdout);

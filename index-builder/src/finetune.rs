@@ -135,9 +135,10 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
         .unwrap_or_else(crate::default_bundle_dir);
     let retriever =
         Retriever::open_dir(&dir).with_context(|| format!("cannot open {}", dir.display()))?;
-    let (generator, model_path) = crate::tagline::load_generator(args.generator.clone())?;
-    let bytes = std::fs::read(&model_path)
-        .with_context(|| format!("cannot read {}", model_path.display()))?;
+    let model_path = paths::generator(args.generator.clone());
+    let bytes = paths::read_generator(&model_path)?;
+    // For tokenizing the training prompts only: no prefix to prime.
+    let generator = crate::tagline::load_generator(&bytes, &model_path)?;
     let base_model = format!(
         "{} sha256:{}",
         model_path

@@ -52,21 +52,10 @@ impl From<PromptArg> for PromptStyle {
     }
 }
 
-/// Reads the generator GGUF and primes it for the tagline task, as the page does, so that
-/// the same idea and seed give the page's tagline.
-pub fn load_generator(path: Option<PathBuf>) -> anyhow::Result<(Generator, PathBuf)> {
-    let path =
-        path.unwrap_or_else(|| paths::assets_dir().join("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"));
-    let bytes = std::fs::read(&path).with_context(|| {
-        format!(
-            "cannot read {} (run scripts/fetch_assets.py?)",
-            path.display()
-        )
-    })?;
-    let mut generator = Generator::from_llama_gguf(&bytes)
-        .with_context(|| format!("cannot load the generator {}", path.display()))?;
-    marquee::task::prime::<Tagline>(&mut generator)?;
-    Ok((generator, path))
+/// Loads the generator GGUF (`bytes`, read from `path`).
+pub fn load_generator(bytes: &[u8], path: &std::path::Path) -> anyhow::Result<Generator> {
+    Generator::from_llama_gguf(bytes)
+        .with_context(|| format!("cannot load the generator {}", path.display()))
 }
 
 #[derive(Args)]
@@ -118,7 +107,10 @@ pub fn run(args: TaglineArgs) -> anyhow::Result<()> {
         .unwrap_or_else(crate::default_bundle_dir);
     let retriever = Retriever::open_dir(&dir)
         .with_context(|| format!("cannot open the bundle in {}", dir.display()))?;
-    let (mut generator, _) = load_generator(args.generator.clone())?;
+    let path = paths::generator(args.generator.clone());
+    let mut generator = load_generator(&paths::read_generator(&path)?, &path)?;
+    // As the page does, so that the same idea and seed give the page's tagline.
+    marquee::task::prime::<Tagline>(&mut generator)?;
     let request = TaglineRequest {
         idea: args.idea.clone(),
         k: args.k,
