@@ -76,8 +76,25 @@ impl LlamaConfig {
     }
 }
 
-/// Rotary embedding tables, (position, head_dim / 2), computed once as `quantized_llama`
-/// does (f32 angle = position × θᵢ).
+/// The rotary tables, cos and sin of (position, head_dim / 2) row-major, as
+/// `quantized_llama` computes them (f32 angle = position × θᵢ); the trainable llama
+/// (`crate::train`) uses the same ones.
+pub(crate) fn rope_tables(config: &LlamaConfig) -> (Vec<f32>, Vec<f32>) {
+    let d = config.head_dim;
+    let theta: Vec<f32> = (0..d)
+        .step_by(2)
+        .map(|i| 1.0 / config.rope_freq_base.powf(i as f32 / d as f32))
+        .collect();
+    let angles: Vec<f32> = (0..config.context_length)
+        .flat_map(|p| theta.iter().map(move |t| p as f32 * t))
+        .collect();
+    (
+        angles.iter().map(|a| a.cos()).collect(),
+        angles.iter().map(|a| a.sin()).collect(),
+    )
+}
+
+/// Rotary embedding tables, computed once.
 struct Rope {
     cos: Vec<f32>,
     sin: Vec<f32>,
@@ -86,18 +103,11 @@ struct Rope {
 
 impl Rope {
     fn new(config: &LlamaConfig) -> Self {
-        let d = config.head_dim;
-        let theta: Vec<f32> = (0..d)
-            .step_by(2)
-            .map(|i| 1.0 / config.rope_freq_base.powf(i as f32 / d as f32))
-            .collect();
-        let angles: Vec<f32> = (0..config.context_length)
-            .flat_map(|p| theta.iter().map(move |t| p as f32 * t))
-            .collect();
+        let (cos, sin) = rope_tables(config);
         Self {
-            cos: angles.iter().map(|a| a.cos()).collect(),
-            sin: angles.iter().map(|a| a.sin()).collect(),
-            half: d / 2,
+            cos,
+            sin,
+            half: config.head_dim / 2,
         }
     }
 

@@ -24,6 +24,7 @@ mod tokenizer;
 pub use decoding::{Decoding, Generation, Step, StopReason};
 pub use generator::Generator;
 pub use gpt2::{to_gguf as gpt2_to_gguf, Gpt2, Gpt2Config};
+pub(crate) use llama::rope_tables;
 pub use llama::{Llama, LlamaConfig};
 pub use requantize::requantize_gguf;
 pub use sampling::SamplingParams;

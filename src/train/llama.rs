@@ -263,19 +263,10 @@ impl TrainableLlama {
     }
 }
 
-/// Rotary tables (position, head_dim / 2) as the inference path computes them.
+/// The inference path's rotary tables (`generate::rope_tables`) as tensors of `dtype`.
 fn rope_tables(c: &LlamaConfig, dtype: DType) -> Result<(Tensor, Tensor)> {
-    let d = c.head_dim;
-    let theta: Vec<f32> = (0..d)
-        .step_by(2)
-        .map(|i| 1.0 / c.rope_freq_base.powf(i as f32 / d as f32))
-        .collect();
-    let angles: Vec<f32> = (0..c.context_length)
-        .flat_map(|p| theta.iter().map(move |t| p as f32 * t))
-        .collect();
-    let shape = (c.context_length, d / 2);
-    let cos: Vec<f32> = angles.iter().map(|a| a.cos()).collect();
-    let sin: Vec<f32> = angles.iter().map(|a| a.sin()).collect();
+    let (cos, sin) = crate::generate::rope_tables(c);
+    let shape = (c.context_length, c.head_dim / 2);
     Ok((
         Tensor::from_vec(cos, shape, &Device::Cpu)?.to_dtype(dtype)?,
         Tensor::from_vec(sin, shape, &Device::Cpu)?.to_dtype(dtype)?,
