@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use marquee::retriever::Retriever;
-use marquee::train::data::{training_examples, DataOptions, TrainingExample};
+use marquee::train::data::{training_examples, training_order, DataOptions, TrainingExample};
 use marquee::train::{file, LoraConfig, Schedule, Target, TrainableLlama, Trainer};
 
 use crate::paths;
@@ -81,23 +81,6 @@ fn target(name: &str) -> anyhow::Result<Target> {
     })
 }
 
-/// The training order of every epoch: the examples shuffled by the seed and the epoch.
-fn order(n: usize, epochs: usize, seed: u64) -> Vec<usize> {
-    let mut all = Vec::with_capacity(n * epochs);
-    for epoch in 0..epochs {
-        let mut state = seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut idx: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            idx.swap(i, (state % (i as u64 + 1)) as usize);
-        }
-        all.extend(idx);
-    }
-    all
-}
-
 fn save(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -157,7 +140,7 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
         "no movie has a tagline to train on (the catalogue's tagline column is empty?)"
     );
     if let Some(n) = args.movies {
-        let spread = order(movies.len(), 1, args.seed);
+        let spread = training_order(movies.len(), 1, args.seed);
         movies = spread.into_iter().take(n).map(|i| movies[i]).collect();
     }
     let options = DataOptions {
@@ -188,7 +171,7 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
 
     let model = TrainableLlama::from_gguf(&bytes, &lora)
         .context("cannot load the generator for training")?;
-    let steps = order(examples.len(), args.epochs, args.seed);
+    let steps = training_order(examples.len(), args.epochs, args.seed);
     let schedule = Schedule {
         peak: args.lr,
         warmup: args.warmup.min(steps.len() / 2),

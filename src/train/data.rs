@@ -79,7 +79,6 @@ pub fn training_examples(
         ));
     }
     let mut rng = Rng::new(options.seed);
-    let mut pick = |n: usize| ((rng.uniform() + 1.0) / 2.0 * n as f64) as usize % n;
     let count = |text: &str| generator.count_tokens(text).unwrap_or(usize::MAX);
     let mut out = Vec::with_capacity(movies.len());
     for &m in movies {
@@ -111,12 +110,12 @@ pub fn training_examples(
         .collect();
         let mut mixed = Vec::with_capacity(examples.len());
         for example in examples.drain(..) {
-            let roll = (pick(1_000_000) as f64) / 1e6;
+            let roll = (rng.uniform() + 1.0) / 2.0;
             if roll < options.drop_share {
                 continue;
             }
             if roll < options.drop_share + options.random_share {
-                let r = pool[pick(pool.len())];
+                let r = pool[rng.below(pool.len())];
                 let other = catalogue[r].tagline.as_deref().unwrap_or_default();
                 if r != m && !same_tagline(other, tagline) {
                     mixed.push(Example {
@@ -150,4 +149,38 @@ pub fn training_examples(
         });
     }
     Ok(out)
+}
+
+/// The order `n` examples are trained in over `epochs` epochs: each epoch a shuffle of them
+/// (Fisher–Yates on the seeded generator), reproducible for `seed`.
+pub fn training_order(n: usize, epochs: usize, seed: u64) -> Vec<usize> {
+    let mut rng = Rng::new(seed);
+    let mut all = Vec::with_capacity(n * epochs);
+    for _ in 0..epochs {
+        let mut epoch: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            epoch.swap(i, rng.below(i + 1));
+        }
+        all.extend(epoch);
+    }
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_epoch_is_a_reproducible_shuffle() {
+        let order = training_order(50, 3, 7);
+        assert_eq!(order.len(), 150);
+        for epoch in order.chunks(50) {
+            let mut sorted = epoch.to_vec();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..50).collect::<Vec<_>>());
+        }
+        assert_ne!(order[..50], order[50..100], "epochs are shuffled apart");
+        assert_eq!(order, training_order(50, 3, 7));
+        assert_ne!(order, training_order(50, 3, 8));
+    }
 }

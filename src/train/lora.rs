@@ -97,6 +97,11 @@ impl Rng {
         bits as f64 / (1u64 << 52) as f64 - 1.0
     }
 
+    /// Uniform in 0..n (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (((self.uniform() + 1.0) / 2.0 * n as f64) as usize).min(n - 1)
+    }
+
     pub fn tensor(&mut self, shape: (usize, usize), bound: f64, dtype: DType) -> Result<Tensor> {
         let values: Vec<f64> = (0..shape.0 * shape.1)
             .map(|_| self.uniform() * bound)
