@@ -253,21 +253,24 @@ class Progress {
       return;
     }
     this.lastPost.set(part.name, now);
-    let overall = 0;
-    for (const value of this.loaded.values()) overall += value;
     post(protocol.progress({
-      stage: 'download', asset: part.name, file: part.file,
-      loaded, total, cached, overall_loaded: overall, overall_total: this.total, retry: null,
+      stage: 'download', asset: part.name, file: part.file, loaded, total, cached,
+      overall_loaded: this.overall(), overall_total: this.total, retry: null,
     }));
+  }
+
+  // Bytes in hand over all parts.
+  overall() {
+    let sum = 0;
+    for (const value of this.loaded.values()) sum += value;
+    return sum;
   }
 
   retry(part, loaded, retry) {
     this.loaded.set(part.name, loaded);
-    let overall = 0;
-    for (const value of this.loaded.values()) overall += value;
     post(protocol.progress({
       stage: 'retry', asset: part.name, file: part.file, loaded, total: part.bytes,
-      cached: false, overall_loaded: overall, overall_total: this.total, retry,
+      cached: false, overall_loaded: this.overall(), overall_total: this.total, retry,
     }));
   }
 
