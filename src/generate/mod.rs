@@ -24,6 +24,8 @@ mod tokenizer;
 pub use decoding::{Decoding, Generation, Step, StopReason};
 pub use generator::Generator;
 pub use gpt2::{to_gguf as gpt2_to_gguf, Gpt2, Gpt2Config};
+// For the trainable llama (native builds only).
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) use llama::rope_tables;
 pub use llama::{Llama, LlamaConfig};
 pub use requantize::requantize_gguf;
