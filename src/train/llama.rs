@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::ops::{rms_norm_slow, silu, softmax};
 use candle_nn::rotary_emb::rope_i_slow;
 
+use super::frozen::FrozenLinear;
 use super::lora::{Adapter, LoraConfig, Rng, Target};
 use crate::error::{Error, Result};
 use crate::generate::LlamaConfig;
@@ -18,7 +19,7 @@ use crate::weights::GgufTensors;
 struct Block {
     attn_norm: Tensor,
     ffn_norm: Tensor,
-    matrices: HashMap<Target, Tensor>,
+    matrices: HashMap<Target, FrozenLinear>,
     adapters: HashMap<Target, Adapter>,
 }
 
@@ -27,7 +28,7 @@ impl Block {
         let w = &self.matrices[&target];
         match self.adapters.get(&target) {
             Some(adapter) => adapter.forward(x, w),
-            None => Ok(x.matmul(&w.t()?)?),
+            None => w.forward(x),
         }
     }
 }
@@ -37,6 +38,8 @@ pub struct TrainableLlama {
     config: LlamaConfig,
     lora: LoraConfig,
     embedding: Tensor,
+    /// The LM head: the tied embeddings as a frozen linear.
+    head: FrozenLinear,
     blocks: Vec<Block>,
     norm: Tensor,
     cos: Tensor,
@@ -101,12 +104,15 @@ impl TrainableLlama {
         for i in 0..config.block_count {
             let mut matrices = HashMap::new();
             for (target, name) in NAMES {
-                matrices.insert(target, take(&format!("blk.{i}.{name}.weight"))?);
+                matrices.insert(
+                    target,
+                    FrozenLinear::new(take(&format!("blk.{i}.{name}.weight"))?)?,
+                );
             }
             let mut adapters = HashMap::new();
             for (target, _) in NAMES {
                 if lora.targets.contains(&target) {
-                    let (out, inp) = matrices[&target].dims2()?;
+                    let (out, inp) = matrices[&target].dims();
                     adapters.insert(target, Adapter::new(out, inp, lora, &mut rng, dtype)?);
                 }
             }
@@ -118,8 +124,10 @@ impl TrainableLlama {
             });
         }
         let (cos, sin) = rope_tables(&config, dtype)?;
+        let embedding = take("token_embd.weight")?;
         Ok(Self {
-            embedding: take("token_embd.weight")?,
+            head: FrozenLinear::new(embedding.clone())?,
+            embedding,
             norm: take("output_norm.weight")?,
             blocks,
             cos,
@@ -183,7 +191,7 @@ impl TrainableLlama {
 
     /// Logits for every position of `ids`: (n, vocab).
     pub fn forward(&self, ids: &[u32]) -> Result<Tensor> {
-        Ok(self.hidden(ids)?.matmul(&self.embedding.t()?)?)
+        self.head.forward(&self.hidden(ids)?)
     }
 
     /// The final normalized hidden states of every position of `ids`: (n, width). The LM
@@ -256,9 +264,8 @@ impl TrainableLlama {
         let rows = Tensor::new(rows.as_slice(), &Device::Cpu)?;
         let targets = Tensor::new(targets.as_slice(), &Device::Cpu)?;
         let picked = self
-            .hidden(ids)?
-            .index_select(&rows, 0)?
-            .matmul(&self.embedding.t()?)?;
+            .head
+            .forward(&self.hidden(ids)?.index_select(&rows, 0)?)?;
         Ok(candle_nn::loss::cross_entropy(&picked, &targets)?)
     }
 }

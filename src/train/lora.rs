@@ -3,6 +3,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use super::frozen::FrozenLinear;
 use crate::error::{Error, Result};
 
 /// The llama matrices an adapter can target.
@@ -135,8 +136,8 @@ impl Adapter {
     }
 
     /// `x Wᵀ + scale · (x Aᵀ) Bᵀ` for `x` of shape (n, in) and the frozen `w` (out, in).
-    pub fn forward(&self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
-        let base = x.matmul(&w.t()?)?;
+    pub(crate) fn forward(&self, x: &Tensor, w: &FrozenLinear) -> Result<Tensor> {
+        let base = w.forward(x)?;
         let update = x
             .matmul(&self.a.as_tensor().t()?)?
             .matmul(&self.b.as_tensor().t()?)?;

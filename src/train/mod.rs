@@ -18,6 +18,7 @@
 
 pub mod data;
 pub mod file;
+mod frozen;
 pub mod llama;
 pub mod lora;
 pub mod optim;
