@@ -12,7 +12,7 @@ use crate::bundle::{FORMAT, FORMAT_VERSION};
 use crate::catalogue::{Catalogue, ColumnMapping};
 use crate::embed::{quantize_bert, BertConfig, Embedder, MAX_TOKENS};
 use crate::error::{Error, Result};
-use crate::generate::{requantize_gguf, Generator};
+use crate::generate::{requantize_gguf, Adapter, AdapterMode, Generator};
 use crate::index::{HnswParams, VectorIndex};
 use crate::weights::Weights;
 
@@ -48,6 +48,9 @@ pub struct GeneratorSource {
     /// Re-store its Q4_1 matrices in this type (candle has SIMD kernels for q4_0 and q8_0,
     /// natively and in wasm, but none for Q4_1); `None` ships the file as it is.
     pub requantize_q4_1_to: Option<GgmlDType>,
+    /// A LoRA adapter file trained on `gguf` (`index-builder finetune`), shipped as its own
+    /// part so that a browser keeps its cached generator when only the adapter changes.
+    pub adapter: Option<Vec<u8>>,
 }
 
 impl Default for BuildOptions {
@@ -161,7 +164,7 @@ pub fn build_bundle(
             report: catalogue.report.clone(),
             attribution: options.attribution.clone(),
         },
-        generator: generator.as_ref().map(|(info, _)| info.clone()),
+        generator: generator.as_ref().map(|(info, _, _)| info.clone()),
         parts: Vec::new(),
     };
     let movies = serde_json::to_vec(&catalogue.movies)
@@ -179,16 +182,21 @@ pub fn build_bundle(
         "tokenizer.json",
         model.tokenizer_json.clone(),
     );
-    if let Some((info, gguf)) = generator {
+    if let Some((info, gguf, adapter)) = generator {
         let file = format!("generator-{}.gguf", info.dtype);
         bundle.add_optional(part::GENERATOR, &file, gguf);
+        if let Some(adapter) = adapter {
+            bundle.add_optional(part::ADAPTER, "tagline-lora.safetensors", adapter);
+        }
     }
     Ok((bundle, timings))
 }
 
 /// Re-stores the generator if asked, then loads it once so a bundle never ships a model
 /// the engine cannot run.
-fn prepare_generator(source: &GeneratorSource) -> Result<(GeneratorInfo, Vec<u8>)> {
+fn prepare_generator(
+    source: &GeneratorSource,
+) -> Result<(GeneratorInfo, Vec<u8>, Option<Vec<u8>>)> {
     let (gguf, dtype, how) = match source.requantize_q4_1_to {
         Some(to) => {
             let name = format!("{to:?}").to_lowercase();
@@ -201,11 +209,21 @@ fn prepare_generator(source: &GeneratorSource) -> Result<(GeneratorInfo, Vec<u8>
         }
         None => (source.gguf.clone(), "as shipped".into(), "unchanged".into()),
     };
-    Generator::from_llama_gguf(&gguf)?;
+    let mut generator = Generator::from_llama_gguf(&gguf)?;
+    let adapter = match &source.adapter {
+        Some(bytes) => {
+            let adapter = Adapter::read(bytes)?;
+            adapter.check_base(&source.gguf)?;
+            generator.set_adapter(Some(&adapter), AdapterMode::Apart)?;
+            Some(adapter.describe())
+        }
+        None => None,
+    };
     let info = GeneratorInfo {
         model: source.model.clone(),
         dtype,
         source: format!("{} ({how})", source.source),
+        adapter,
     };
-    Ok((info, gguf))
+    Ok((info, gguf, source.adapter.clone()))
 }

@@ -37,7 +37,9 @@ pub mod part {
     /// The parts every bundle has.
     pub const ALL: [&str; 4] = [MOVIES, INDEX, EMBEDDER, TOKENIZER];
     /// The optional parts this build knows.
-    pub const OPTIONAL: [&str; 1] = [GENERATOR];
+    /// The generator's LoRA adapter (safetensors, `generate::adapter`).
+    pub const ADAPTER: &str = "adapter";
+    pub const OPTIONAL: [&str; 2] = [GENERATOR, ADAPTER];
 
     /// Whether this build knows a part called `name`.
     pub fn is_known(name: &str) -> bool {
@@ -66,6 +68,9 @@ pub struct GeneratorInfo {
     pub dtype: String,
     /// Where it came from and how it was converted, for the attribution.
     pub source: String,
+    /// The LoRA adapter shipped beside it (the `adapter` part), described.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -68,6 +68,10 @@ pub struct BuildArgs {
     /// [default: $MARQUEE_CACHE/assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf]
     #[arg(long, conflicts_with = "no_generator")]
     generator: Option<PathBuf>,
+    /// The generator's LoRA adapter, shipped as its own part, or `none` [default: the
+    /// committed assets/adapters/tagline-lora.safetensors]
+    #[arg(long, conflicts_with = "no_generator")]
+    adapter: Option<paths::AdapterChoice>,
     /// Build a search-only bundle, without a generator.
     #[arg(long)]
     no_generator: bool,
@@ -117,6 +121,10 @@ fn generator_source(args: &BuildArgs) -> anyhow::Result<Option<GeneratorSource>>
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into()),
         requantize_q4_1_to,
+        adapter: match paths::AdapterChoice::or_default(args.adapter.clone()) {
+            paths::AdapterChoice::File(path) => Some(read(&path)?),
+            paths::AdapterChoice::None => None,
+        },
     }))
 }
 

@@ -31,3 +31,54 @@ pub fn read_generator(path: &Path) -> anyhow::Result<Vec<u8>> {
         )
     })
 }
+
+/// The tagline adapter committed with the repository: what `scripts/train-adapters` writes
+/// for the default catalogue (its sha256 is in assets/sources.toml).
+pub fn committed_adapter() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/adapters/tagline-lora.safetensors")
+}
+
+/// `--adapter`: a LoRA adapter file, or `none` for the base model.
+#[derive(Clone, Debug)]
+pub enum AdapterChoice {
+    File(PathBuf),
+    None,
+}
+
+impl std::str::FromStr for AdapterChoice {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "none" => AdapterChoice::None,
+            path => AdapterChoice::File(PathBuf::from(path)),
+        })
+    }
+}
+
+impl AdapterChoice {
+    /// `arg`, else the committed adapter.
+    pub fn or_default(arg: Option<AdapterChoice>) -> AdapterChoice {
+        arg.unwrap_or_else(|| AdapterChoice::File(committed_adapter()))
+    }
+
+    /// The adapter, read and checked against the base model it was trained on (the bytes
+    /// of the generator file it will be applied to, or of the file that was re-stored).
+    pub fn read(&self, base_model: &[u8]) -> anyhow::Result<Option<marquee::generate::Adapter>> {
+        let AdapterChoice::File(path) = self else {
+            return Ok(None);
+        };
+        let bytes = std::fs::read(path).with_context(|| {
+            format!(
+                "cannot read the adapter {} (train one with `index-builder finetune`, or pass --adapter none)",
+                path.display()
+            )
+        })?;
+        let adapter = marquee::generate::Adapter::read(&bytes)
+            .with_context(|| format!("cannot use the adapter {}", path.display()))?;
+        adapter
+            .check_base(base_model)
+            .with_context(|| format!("cannot use the adapter {}", path.display()))?;
+        Ok(Some(adapter))
+    }
+}

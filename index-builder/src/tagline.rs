@@ -95,6 +95,10 @@ pub struct TaglineArgs {
     /// Generator GGUF [default: $MARQUEE_CACHE/assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf]
     #[arg(long)]
     generator: Option<PathBuf>,
+    /// LoRA adapter file, or `none` for the base model [default: the committed
+    /// assets/adapters/tagline-lora.safetensors]
+    #[arg(long)]
+    adapter: Option<paths::AdapterChoice>,
     /// Print the prompt before generating.
     #[arg(long)]
     show_prompt: bool,
@@ -108,7 +112,10 @@ pub fn run(args: TaglineArgs) -> anyhow::Result<()> {
     let retriever = Retriever::open_dir(&dir)
         .with_context(|| format!("cannot open the bundle in {}", dir.display()))?;
     let path = paths::generator(args.generator.clone());
-    let mut generator = load_generator(&paths::read_generator(&path)?, &path)?;
+    let bytes = paths::read_generator(&path)?;
+    let mut generator = load_generator(&bytes, &path)?;
+    let adapter = paths::AdapterChoice::or_default(args.adapter.clone()).read(&bytes)?;
+    generator.set_adapter(adapter.as_ref(), Default::default())?;
     // As the page does, so that the same idea and seed give the page's tagline.
     marquee::task::prime::<Tagline>(&mut generator)?;
     let request = TaglineRequest {

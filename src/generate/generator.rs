@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use candle_core::{Device, Tensor};
 use tokenizers::Tokenizer;
 
+use super::adapter::{Adapter, AdapterMode};
 use super::attention::SavedRows;
 use super::decoding::{Decoding, Generation, Owner, Step};
 use super::gpt2::Gpt2;
@@ -32,6 +33,8 @@ pub(crate) trait CausalLm {
     fn save_cache(&self, len: usize) -> Vec<SavedRows>;
     /// Holds exactly the positions of `saved`.
     fn restore_cache(&mut self, saved: &[SavedRows]);
+    /// Applies a LoRA adapter (or takes it off with `None`).
+    fn set_adapter(&mut self, adapter: Option<&Adapter>, mode: AdapterMode) -> Result<()>;
 }
 
 /// Runs one forward pass on candle's own thread pool natively. A pass is hundreds of small
@@ -70,6 +73,10 @@ impl CausalLm for Llama {
     fn restore_cache(&mut self, saved: &[SavedRows]) {
         self.restore_kv_cache(saved);
     }
+
+    fn set_adapter(&mut self, adapter: Option<&Adapter>, mode: AdapterMode) -> Result<()> {
+        Llama::set_adapter(self, adapter, mode)
+    }
 }
 
 impl CausalLm for Gpt2 {
@@ -95,6 +102,17 @@ impl CausalLm for Gpt2 {
 
     fn restore_cache(&mut self, saved: &[SavedRows]) {
         self.restore_kv_cache(saved);
+    }
+
+    fn set_adapter(&mut self, adapter: Option<&Adapter>, _mode: AdapterMode) -> Result<()> {
+        match adapter {
+            None => Ok(()),
+            Some(_) => Err(Error::ModelFile(
+                "adapter file: adapters apply to llama generators (SmolLM2) at inference; \
+                 GPT-2 adapters are for training and its reference checks"
+                    .into(),
+            )),
+        }
     }
 }
 
@@ -348,6 +366,18 @@ impl Generator {
     pub fn forget_cache(&mut self) {
         self.model.clear_cache();
         self.cached.clear();
+    }
+
+    /// Applies a LoRA adapter (`None` takes it off); primed prefixes are run again under
+    /// the new weights.
+    pub fn set_adapter(&mut self, adapter: Option<&Adapter>, mode: AdapterMode) -> Result<()> {
+        self.model.set_adapter(adapter, mode)?;
+        self.forget_cache();
+        let prefixes: Vec<Vec<u32>> = self.primed.drain(..).map(|p| p.tokens).collect();
+        for prefix in prefixes {
+            self.prime(&prefix)?;
+        }
+        Ok(())
     }
 
     /// Runs `prefix` (token ids) ahead of time and keeps its keys and values; from then on

@@ -8,11 +8,14 @@
 //! calls or on the CPU, and K and V grow in place, shared by the query heads of a group.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::Value;
+use candle_core::quantized::QTensor;
 use candle_core::{Device, Module, Tensor};
 use candle_nn::ops::{rms_norm, silu};
 
+use super::adapter::{Adapter, AdapterMode, LowRank};
 use super::attention::{KvCache, SavedRows};
 use crate::error::{Error, Result};
 use crate::kernels::{qmatmul, Matmul};
@@ -130,17 +133,93 @@ impl Rope {
     }
 }
 
+/// A quantized matrix and, with an adapter applied, its low-rank update.
+struct Linear {
+    /// Its GGUF name without `.weight` (`blk.3.attn_q`): what adapter files call it.
+    name: String,
+    w: Matmul,
+    update: Option<LowRank>,
+}
+
+impl Linear {
+    fn new(weights: &mut GgufTensors, name: String) -> Result<Self> {
+        let w = qmatmul(weights.take(&format!("{name}.weight"))?)?;
+        Ok(Self {
+            name,
+            w,
+            update: None,
+        })
+    }
+
+    /// `x Wᵀ (+ the update)` for rows of `columns` values.
+    fn forward_rows(&self, x: &[f32], columns: usize) -> Result<Vec<f32>> {
+        let mut y = self.w.forward_rows(x, columns)?;
+        if let Some(update) = &self.update {
+            update.add_to(x, &mut y);
+        }
+        Ok(y)
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let Some(update) = &self.update else {
+            return Ok(self.w.forward(x)?);
+        };
+        let mut shape = x.dims().to_vec();
+        let columns = shape.pop().unwrap_or(0);
+        let rows = x.flatten_all()?.to_vec1::<f32>()?;
+        let mut y = self.w.forward_rows(&rows, columns)?;
+        update.add_to(&rows, &mut y);
+        shape.push(update.dims().0);
+        Ok(Tensor::from_vec(y, shape, &Device::Cpu)?)
+    }
+
+    /// Takes `adapter`'s update for this matrix (none if it has none, or if `adapter` is
+    /// `None`), or merges it into the weights, stored again in their format.
+    fn adapt(&mut self, adapter: Option<&Adapter>, mode: AdapterMode) -> Result<()> {
+        let dims = self.w.dims()?;
+        let update = match adapter {
+            Some(adapter) => adapter.get(&self.name, dims)?.cloned(),
+            None => None,
+        };
+        match (mode, update) {
+            (AdapterMode::Merged, Some(update)) => {
+                let (w, dtype) = self.w.dequantize()?;
+                let delta = Tensor::from_vec(update.delta(), dims, &Device::Cpu)?;
+                let merged = QTensor::quantize(&(w + delta)?, dtype)?;
+                self.w = qmatmul(Arc::new(merged))?;
+                self.update = None;
+            }
+            (_, update) => self.update = update,
+        }
+        Ok(())
+    }
+}
+
 struct Layer {
     attn_norm: Tensor,
-    wq: Matmul,
-    wk: Matmul,
-    wv: Matmul,
-    wo: Matmul,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
+    wo: Linear,
     ffn_norm: Tensor,
-    gate: Matmul,
-    up: Matmul,
-    down: Matmul,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
     cache: KvCache,
+}
+
+impl Layer {
+    fn linears(&mut self) -> [&mut Linear; 7] {
+        [
+            &mut self.wq,
+            &mut self.wk,
+            &mut self.wv,
+            &mut self.wo,
+            &mut self.gate,
+            &mut self.up,
+            &mut self.down,
+        ]
+    }
 }
 
 impl Layer {
@@ -155,7 +234,7 @@ impl Layer {
         rope.apply(&mut k, c.head_count_kv, position);
         let context = self.cache.attend(&q, &k, &v)?;
         let y = Tensor::from_vec(context, (b, n, c.head_count * c.head_dim), &Device::Cpu)?;
-        Ok(self.wo.forward(&y)?)
+        self.wo.forward(&y)
     }
 
     fn forward(&mut self, x: &Tensor, rope: &Rope, c: &LlamaConfig) -> Result<Tensor> {
@@ -191,16 +270,17 @@ impl Llama {
         let layers = (0..config.block_count)
             .map(|i| {
                 let p = |name: &str| format!("blk.{i}.{name}.weight");
+                let mut linear = |name: &str| Linear::new(weights, format!("blk.{i}.{name}"));
                 Ok(Layer {
+                    wq: linear("attn_q")?,
+                    wk: linear("attn_k")?,
+                    wv: linear("attn_v")?,
+                    wo: linear("attn_output")?,
+                    gate: linear("ffn_gate")?,
+                    up: linear("ffn_up")?,
+                    down: linear("ffn_down")?,
                     attn_norm: weights.f32(&p("attn_norm"))?,
-                    wq: matrix(weights, &p("attn_q"))?,
-                    wk: matrix(weights, &p("attn_k"))?,
-                    wv: matrix(weights, &p("attn_v"))?,
-                    wo: matrix(weights, &p("attn_output"))?,
                     ffn_norm: weights.f32(&p("ffn_norm"))?,
-                    gate: matrix(weights, &p("ffn_gate"))?,
-                    up: matrix(weights, &p("ffn_up"))?,
-                    down: matrix(weights, &p("ffn_down"))?,
                     cache: KvCache::new(
                         config.head_count,
                         config.head_count_kv,
@@ -226,6 +306,37 @@ impl Llama {
 
     pub fn config(&self) -> &LlamaConfig {
         &self.config
+    }
+
+    /// Applies `adapter` (replacing any applied before; `None` takes it off) kept apart from
+    /// the weights, or merged into them for good. Every matrix the adapter names must be
+    /// one of this model's, of the same shape; otherwise nothing changes.
+    pub fn set_adapter(&mut self, adapter: Option<&Adapter>, mode: AdapterMode) -> Result<()> {
+        if let Some(adapter) = adapter {
+            for name in adapter.matrices() {
+                let found = self
+                    .layers
+                    .iter_mut()
+                    .flat_map(|l| l.linears())
+                    .find(|l| l.name == name);
+                match found {
+                    Some(linear) => {
+                        adapter.get(name, linear.w.dims()?)?;
+                    }
+                    None => {
+                        return Err(Error::ModelFile(format!(
+                            "adapter file: this model has no matrix {name:?} (an adapter for another model?)"
+                        )))
+                    }
+                }
+            }
+        }
+        for layer in &mut self.layers {
+            for linear in layer.linears() {
+                linear.adapt(adapter, mode)?;
+            }
+        }
+        Ok(())
     }
 
     /// Keeps the first `len` cached positions; later appends overwrite the rest in place.

@@ -6,11 +6,13 @@
 //! - `decoding.rs`: one generation advanced a token at a time;
 //! - `sampling.rs`: how the next token is picked;
 //! - `chat.rs`: the chat template the instruct model was trained on;
+//! - `adapter.rs`: LoRA adapters (from `index-builder finetune`) applied at inference;
 //! - `llama.rs`, `gpt2.rs`: the two architectures; `attention.rs`: their shared attention.
 //!
 //! The engine keeps no clocks (`std::time::Instant` does not exist on wasm32); callers
 //! time prefill and decoding themselves (`crate::task` reports each phase as it happens).
 
+pub mod adapter;
 mod attention;
 pub mod chat;
 mod decoding;
@@ -21,6 +23,7 @@ mod requantize;
 mod sampling;
 mod tokenizer;
 
+pub use adapter::{Adapter, AdapterMode};
 pub use decoding::{Decoding, Generation, Step, StopReason};
 pub use generator::Generator;
 pub use gpt2::{to_gguf as gpt2_to_gguf, Gpt2, Gpt2Config};

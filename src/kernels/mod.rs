@@ -164,7 +164,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Tensor};
 
 use crate::error::Result;
-use matrix::Relaid;
+use matrix::{BlockRows, Relaid};
 use q4::Q4Matrix;
 use q8::Q8Matrix;
 
@@ -237,6 +237,38 @@ impl Matmul {
             }
             Kind::Q4(m) => Ok(m.matmul_rows(x, columns)?),
             Kind::Q8(m) => Ok(m.matmul_rows(x, columns)?),
+        }
+    }
+
+    /// (out, in): the matrix's rows and columns.
+    pub fn dims(&self) -> Result<(usize, usize)> {
+        match &self.0 {
+            Kind::Candle(QMatMul::QTensor(t)) => Ok(t.shape().dims2()?),
+            Kind::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => Ok(t.dims2()?),
+            Kind::Q4(m) => Ok(m.dims()),
+            Kind::Q8(m) => Ok(m.dims()),
+        }
+    }
+
+    /// The matrix as f32 values (out × in) and the GGUF format it is stored in: to merge an
+    /// update into it and store it again.
+    pub fn dequantize(&self) -> Result<(Tensor, GgmlDType)> {
+        let device = &candle_core::Device::Cpu;
+        let all = |rows: usize| (0..rows as u32).collect::<Vec<_>>();
+        match &self.0 {
+            Kind::Candle(QMatMul::QTensor(t)) => Ok((t.dequantize(device)?, t.dtype())),
+            Kind::Candle(QMatMul::Tensor(t)) => Ok((t.clone(), GgmlDType::F32)),
+            Kind::Candle(QMatMul::TensorF16(t)) => Ok((t.clone(), GgmlDType::F16)),
+            Kind::Q4(m) => {
+                let (rows, columns) = m.dims();
+                let values = Tensor::from_vec(m.rows_of(&all(rows))?, (rows, columns), device)?;
+                Ok((values, m.0.dtype()))
+            }
+            Kind::Q8(m) => {
+                let (rows, columns) = m.dims();
+                let values = Tensor::from_vec(m.rows_of(&all(rows))?, (rows, columns), device)?;
+                Ok((values, m.0.dtype()))
+            }
         }
     }
 

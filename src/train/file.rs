@@ -13,8 +13,7 @@ use super::lora::LoraConfig;
 use super::optim::Trainer;
 use crate::error::{Error, Result};
 
-pub const FORMAT: &str = "marquee-lora";
-pub const VERSION: u32 = 1;
+pub use crate::generate::adapter::{FORMAT, VERSION};
 
 /// A checkpoint's optimizer state: each adapter tensor's AdamW moments, and the step count.
 pub struct OptimizerState {
@@ -70,26 +69,13 @@ pub fn save(
 
 /// Reads an adapter file, checking what it says it is.
 pub fn read(bytes: &[u8]) -> Result<AdapterFile> {
-    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
-        .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
-    let metadata = header.metadata().clone().unwrap_or_default();
+    let header = crate::generate::adapter::read_header(bytes)?;
+    let metadata = header.metadata;
     let field = |key: &str| {
         metadata
             .get(key)
             .ok_or_else(|| bad(format!("no {key:?} in its metadata")))
     };
-    if field("format")? != FORMAT {
-        return Err(bad(format!(
-            "its format is {:?}, not {FORMAT:?}",
-            field("format")?
-        )));
-    }
-    if field("version")? != &VERSION.to_string() {
-        return Err(bad(format!(
-            "version {} (this build reads version {VERSION})",
-            field("version")?
-        )));
-    }
     let lora: LoraConfig = serde_json::from_str(field("lora")?).map_err(bad)?;
     let mut all = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
         .map_err(|e| bad(format!("its tensors cannot be read ({e})")))?;
@@ -115,7 +101,7 @@ pub fn read(bytes: &[u8]) -> Result<AdapterFile> {
     };
     Ok(AdapterFile {
         lora,
-        base_model: field("base_model")?.clone(),
+        base_model: header.base_model,
         tensors: all,
         optimizer,
     })

@@ -13,7 +13,7 @@ pub mod protocol;
 use std::collections::HashMap;
 
 use marquee::bundle::{part, Manifest};
-use marquee::generate::Generator;
+use marquee::generate::{Adapter, AdapterMode, Generator};
 use marquee::retriever::Retriever;
 use marquee::task::tagline::Tagline;
 use marquee::task::{Phase, Run, RunEvent};
@@ -127,6 +127,7 @@ impl Session {
     pub fn finish(&mut self) -> Result<JsValue, JsError> {
         let mut parts = std::mem::take(&mut self.parts);
         let generator = parts.remove(part::GENERATOR);
+        let adapter = parts.remove(part::ADAPTER);
         let retriever = Retriever::from_parts(self.manifest.clone(), |info| {
             parts.remove(&info.name).ok_or_else(|| Error::MissingPart {
                 part: info.name.clone(),
@@ -144,6 +145,12 @@ impl Session {
         self.generator = match generator {
             Some(bytes) => {
                 let mut generator = Generator::from_llama_gguf(&bytes).map_err(js_error)?;
+                if let Some(adapter) = adapter {
+                    let adapter = Adapter::read(&adapter).map_err(js_error)?;
+                    generator
+                        .set_adapter(Some(&adapter), AdapterMode::Apart)
+                        .map_err(js_error)?;
+                }
                 // The system turn every prompt starts with goes into the KV cache now, while
                 // the page still shows "loading", instead of into the first tagline's wait.
                 marquee::task::prime::<Tagline>(&mut generator).map_err(js_error)?;
@@ -153,7 +160,10 @@ impl Session {
         };
         let loaded = Loaded {
             movies: retriever.movies().len(),
-            generator: self.manifest.generator.as_ref().map(|g| g.model.clone()),
+            generator: self.manifest.generator.as_ref().map(|g| match &g.adapter {
+                Some(adapter) => format!("{} + {adapter}", g.model),
+                None => g.model.clone(),
+            }),
             attribution: self.manifest.catalogue.attribution.clone(),
         };
         self.retriever = Some(retriever);
