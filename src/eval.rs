@@ -3,7 +3,10 @@
 //! - ROUGE-L F1 as Google's `rouge-score` computes it (lowercase, alphanumeric tokens, LCS);
 //! - corpus BLEU as `sacrebleu` computes it by default (13a tokenization, 4-grams, exp
 //!   smoothing, brevity penalty), on a 0-100 scale;
-//! - distinct-2, mean length, and how often a generation copies an example's tagline.
+//! - distinct-2, mean length, how often a generation copies an example's tagline, and
+//!   whether it is tagline-shaped (one line of at most 15 words);
+//! - a paired bootstrap confidence interval for the mean of per-item differences (Koehn
+//!   2004), for comparing two conditions on the same movies.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -169,6 +172,66 @@ pub fn copies_an_example(generated: &str, examples: &[&str]) -> bool {
     !generated.is_empty() && examples.iter().any(|e| key(e) == generated)
 }
 
+/// Whether `text` is one non-empty line of at most `max_words` words.
+pub fn is_one_short_line(text: &str, max_words: usize) -> bool {
+    let text = text.trim();
+    !text.is_empty() && !text.contains('\n') && words(text).len() <= max_words
+}
+
+/// A mean and its 95 % confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    pub mean: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Interval {
+    /// Whether the interval lies wholly on one side of zero.
+    pub fn excludes_zero(&self) -> bool {
+        self.low > 0.0 || self.high < 0.0
+    }
+}
+
+/// The paired bootstrap: `differences` (one per item, condition A − condition B on the same
+/// item) resampled with replacement `resamples` times (seeded: the same call, the same
+/// interval); the 2.5th and 97.5th percentiles of the resampled means.
+pub fn paired_bootstrap(differences: &[f64], resamples: usize, seed: u64) -> Interval {
+    let n = differences.len();
+    let mean = differences.iter().sum::<f64>() / n.max(1) as f64;
+    if n == 0 || resamples == 0 {
+        return Interval {
+            mean,
+            low: mean,
+            high: mean,
+        };
+    }
+    // splitmix64: small, seeded, and the same on every machine.
+    let mut state = seed;
+    let mut next = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut means: Vec<f64> = (0..resamples)
+        .map(|_| {
+            let sum: f64 = (0..n)
+                .map(|_| differences[(next() % n as u64) as usize])
+                .sum();
+            sum / n as f64
+        })
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[((q * (resamples - 1) as f64).round() as usize).min(resamples - 1)];
+    Interval {
+        mean,
+        low: at(0.025),
+        high: at(0.975),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +264,43 @@ mod tests {
             "Stay out of the water",
             &["Don't go in the water."]
         ));
+    }
+
+    #[test]
+    fn one_short_line() {
+        assert!(is_one_short_line(
+            "  In space no one can hear you scream. ",
+            15
+        ));
+        assert!(!is_one_short_line("", 15));
+        assert!(!is_one_short_line("one\ntwo", 15));
+        assert!(!is_one_short_line(&"word ".repeat(16), 15));
+    }
+
+    #[test]
+    fn the_bootstrap_interval_covers_the_mean_and_tells_a_real_difference() {
+        // A clear shift: every difference near 1.
+        let shifted: Vec<f64> = (0..300)
+            .map(|i| 1.0 + ((i % 7) as f64 - 3.0) * 0.1)
+            .collect();
+        let ci = paired_bootstrap(&shifted, 2000, 1);
+        assert!(ci.low <= ci.mean && ci.mean <= ci.high);
+        assert!(ci.excludes_zero() && ci.low > 0.9, "{ci:?}");
+        // Noise around zero: the interval straddles it.
+        let noise: Vec<f64> = (0..300)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let ci = paired_bootstrap(&noise, 2000, 1);
+        assert!(!ci.excludes_zero(), "{ci:?}");
+        // Seeded: the same call, the same interval.
+        assert_eq!(
+            paired_bootstrap(&noise, 500, 9),
+            paired_bootstrap(&noise, 500, 9)
+        );
+        // The interval's half-width is about 1.96 standard errors (sd 1, n 300: 0.113).
+        assert!(
+            (ci.high - ci.low) / 2.0 > 0.09 && (ci.high - ci.low) / 2.0 < 0.14,
+            "{ci:?}"
+        );
     }
 }

@@ -256,6 +256,28 @@ impl Generator {
         Ok(choices)
     }
 
+    /// Teacher forcing for scoring: the natural-log probability of each token of `answer`
+    /// following `prompt` (and the answer's earlier tokens). Reuses cached and primed
+    /// prefixes as [`Generator::start`] does, which gives the bits a whole prefill would.
+    pub fn answer_log_probs(&mut self, prompt: &[u32], answer: &[u32]) -> Result<Vec<f32>> {
+        if prompt.is_empty() || prompt.len() + answer.len() > self.context_length {
+            return Err(Error::InvalidArgument(
+                "prompt empty or, with the answer, longer than the context".into(),
+            ));
+        }
+        let reuse = self.reuse_cache(prompt)?;
+        self.runs += 1;
+        let mut log_probs = Vec::with_capacity(answer.len());
+        let (mut input, mut position) = (prompt[reuse..].to_vec(), reuse);
+        for &token in answer {
+            let logits = self.run(&input, position)?;
+            position += input.len();
+            log_probs.push(log_softmax_at(&logits.to_vec1::<f32>()?, token as usize)?);
+            input = vec![token];
+        }
+        Ok(log_probs)
+    }
+
     /// Generates from `prompt` (token ids) to the end of text or `max_tokens`, calling
     /// `on_text` with each newly decoded piece of text; returning `ControlFlow::Break` from
     /// it cancels the generation.
@@ -421,4 +443,14 @@ impl Generator {
             }
         }
     }
+}
+
+/// `log softmax(logits)[at]`, summed in f64 in index order (the same on every CPU).
+fn log_softmax_at(logits: &[f32], at: usize) -> Result<f32> {
+    let chosen = *logits
+        .get(at)
+        .ok_or_else(|| Error::InvalidArgument(format!("token {at} is outside the vocabulary")))?;
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+    let sum: f64 = logits.iter().map(|&v| (v as f64 - max).exp()).sum();
+    Ok((chosen as f64 - max - sum.ln()) as f32)
 }
