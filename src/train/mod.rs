@@ -11,6 +11,7 @@
 //! global-norm gradient clipping, and the loss counts only the answer's tokens.
 //!
 //! - [`lora`]: adapters, their configuration and seeded initialization;
+//! - [`trainable`]: what the trainer needs of a model, and what the models share;
 //! - [`llama`]: the trainable llama;
 //! - [`optim`]: the learning-rate schedule, clipping, AdamW and one training step;
 //! - [`file`]: adapter files and checkpoints (safetensors with metadata);
@@ -24,7 +25,9 @@ pub mod lora;
 pub mod optim;
 #[cfg(test)]
 mod tests;
+pub mod trainable;
 
 pub use llama::TrainableLlama;
 pub use lora::{Adapter, LoraConfig, Target};
 pub use optim::{clip_grad_norm, AdamW, Schedule, StepReport, Trainer};
+pub use trainable::Trainable;
