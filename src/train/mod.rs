@@ -8,7 +8,8 @@
 //! `rope_i_slow`, a LayerNorm of plain ops: the fused kernels the inference path uses record
 //! no gradient); the optimizer is AdamW (torch's formula, as candle's, with state a
 //! checkpoint can keep) with warm-up and linear decay and global-norm gradient clipping, and
-//! the loss counts only the answer's tokens.
+//! the loss counts only the answer's tokens. tests/lora_reference.rs checks all of it
+//! against peft and torch.
 //!
 //! - [`lora`]: adapters, their configuration and seeded initialization;
 //! - [`trainable`]: what the trainer needs of a model, and what the models share;
