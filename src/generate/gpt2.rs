@@ -67,7 +67,7 @@ impl Gpt2Config {
         ]
     }
 
-    fn from_metadata(md: &HashMap<String, Value>) -> Result<Self> {
+    pub(crate) fn from_metadata(md: &HashMap<String, Value>) -> Result<Self> {
         let get = |key: &str| {
             md.get(key)
                 .ok_or_else(|| Error::ModelFile(format!("GGUF metadata has no {key:?}")))
@@ -95,7 +95,7 @@ const PROJECTIONS: [&str; 4] = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c
 
 /// Hugging Face GPT-2 safetensors → tensors named without the `transformer.` prefix, with
 /// every projection transposed to `[out, in]`.
-fn canonical_tensors(weights: &Weights) -> Result<HashMap<String, Tensor>> {
+pub(crate) fn canonical_tensors(weights: &Weights) -> Result<HashMap<String, Tensor>> {
     let mut out = HashMap::new();
     for name in weights.names() {
         let short = name.strip_prefix("transformer.").unwrap_or(name);

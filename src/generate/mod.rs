@@ -27,7 +27,9 @@ pub use adapter::{Adapter, AdapterMode};
 pub use decoding::{Decoding, Generation, Step, StopReason};
 pub use generator::Generator;
 pub use gpt2::{to_gguf as gpt2_to_gguf, Gpt2, Gpt2Config};
-// For the trainable llama (native builds only).
+// For the trainable GPT-2 and llama (native builds only).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use gpt2::canonical_tensors as gpt2_canonical_tensors;
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use llama::rope_tables;
 pub use llama::{Llama, LlamaConfig};

@@ -1,5 +1,5 @@
 //! Adapter files: safetensors with each adapter tensor under its name
-//! (`blk.{i}.attn_q.weight.lora_a` style, see `TrainableLlama::named_adapters`) and metadata
+//! (`blk.{i}.attn_q.lora_a` style, see `Trainable::named_adapters`) and metadata
 //! saying what they are: the format and its version, the LoRA configuration, and the base
 //! model they were trained on. A checkpoint is the same file with the optimizer's moments
 //! (`{name}.adam_m`, `{name}.adam_v`) and its step count, so a run resumes exactly.
@@ -8,9 +8,9 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 
-use super::llama::TrainableLlama;
 use super::lora::LoraConfig;
 use super::optim::Trainer;
+use super::trainable::Trainable;
 use crate::error::{Error, Result};
 
 pub use crate::generate::adapter::{FORMAT, VERSION};
@@ -37,11 +37,7 @@ fn bad(message: impl std::fmt::Display) -> Error {
 }
 
 /// The model's adapters as a file; with `trainer`, a checkpoint that can resume it.
-pub fn save(
-    model: &TrainableLlama,
-    base_model: &str,
-    trainer: Option<&Trainer>,
-) -> Result<Vec<u8>> {
+pub fn save(model: &dyn Trainable, base_model: &str, trainer: Option<&Trainer>) -> Result<Vec<u8>> {
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
     let named = model.named_adapters();
     for (name, var) in &named {
@@ -109,7 +105,7 @@ pub fn read(bytes: &[u8]) -> Result<AdapterFile> {
 
 impl AdapterFile {
     /// Puts a checkpoint's adapters into `model` and its optimizer state into `trainer`.
-    pub fn resume(&self, model: &TrainableLlama, trainer: &mut Trainer) -> Result<()> {
+    pub fn resume(&self, model: &dyn Trainable, trainer: &mut Trainer) -> Result<()> {
         let Some(OptimizerState { moments, step }) = &self.optimizer else {
             return Err(bad(
                 "it is an adapter, not a checkpoint (no optimizer state)",

@@ -10,7 +10,8 @@ use candle_nn::ops::{rms_norm_slow, silu, softmax};
 use candle_nn::rotary_emb::rope_i_slow;
 
 use super::frozen::FrozenLinear;
-use super::lora::{Adapter, LoraConfig, Rng, Target};
+use super::lora::{LoraConfig, Rng, Target};
+use super::trainable::{answer_loss, causal_mask, AdaptedMatrices, Trainable};
 use crate::error::{Error, Result};
 use crate::generate::LlamaConfig;
 use crate::weights::GgufTensors;
@@ -19,17 +20,12 @@ use crate::weights::GgufTensors;
 struct Block {
     attn_norm: Tensor,
     ffn_norm: Tensor,
-    matrices: HashMap<Target, FrozenLinear>,
-    adapters: HashMap<Target, Adapter>,
+    matrices: AdaptedMatrices,
 }
 
 impl Block {
     fn linear(&self, x: &Tensor, target: Target) -> Result<Tensor> {
-        let w = &self.matrices[&target];
-        match self.adapters.get(&target) {
-            Some(adapter) => adapter.forward(x, w),
-            None => w.forward(x),
-        }
+        self.matrices.linear(x, target)
     }
 }
 
@@ -47,14 +43,15 @@ pub struct TrainableLlama {
     dtype: DType,
 }
 
-const NAMES: [(Target, &str); 7] = [
-    (Target::Q, "attn_q"),
-    (Target::K, "attn_k"),
-    (Target::V, "attn_v"),
-    (Target::O, "attn_output"),
-    (Target::Gate, "ffn_gate"),
-    (Target::Up, "ffn_up"),
-    (Target::Down, "ffn_down"),
+/// A llama block's matrices, in the order adapters are created and named in.
+pub const TARGETS: [Target; 7] = [
+    Target::Q,
+    Target::K,
+    Target::V,
+    Target::O,
+    Target::Gate,
+    Target::Up,
+    Target::Down,
 ];
 
 impl TrainableLlama {
@@ -70,7 +67,11 @@ impl TrainableLlama {
         for i in 0..config.block_count {
             names.push(format!("blk.{i}.attn_norm.weight"));
             names.push(format!("blk.{i}.ffn_norm.weight"));
-            names.extend(NAMES.iter().map(|(_, n)| format!("blk.{i}.{n}.weight")));
+            names.extend(
+                TARGETS
+                    .iter()
+                    .map(|t| format!("blk.{i}.{}.weight", t.matrix())),
+            );
         }
         for name in names {
             let tensor = gguf.take(&name)?.dequantize(&Device::Cpu)?;
@@ -88,6 +89,7 @@ impl TrainableLlama {
         dtype: DType,
     ) -> Result<Self> {
         lora.validate()?;
+        lora.check_targets("a llama", &TARGETS)?;
         if config.rope_freq_base <= 0.0 {
             return Err(Error::ModelFile(
                 "rope frequency base must be positive".into(),
@@ -102,25 +104,17 @@ impl TrainableLlama {
         let mut rng = Rng::new(lora.seed);
         let mut blocks = Vec::with_capacity(config.block_count);
         for i in 0..config.block_count {
-            let mut matrices = HashMap::new();
-            for (target, name) in NAMES {
-                matrices.insert(
-                    target,
-                    FrozenLinear::new(take(&format!("blk.{i}.{name}.weight"))?)?,
-                );
-            }
-            let mut adapters = HashMap::new();
-            for (target, _) in NAMES {
-                if lora.targets.contains(&target) {
-                    let (out, inp) = matrices[&target].dims();
-                    adapters.insert(target, Adapter::new(out, inp, lora, &mut rng, dtype)?);
-                }
-            }
+            let frozen = TARGETS
+                .iter()
+                .map(|&t| {
+                    let w = take(&format!("blk.{i}.{}.weight", t.matrix()))?;
+                    Ok((t, FrozenLinear::new(w)?))
+                })
+                .collect::<Result<Vec<_>>>()?;
             blocks.push(Block {
                 attn_norm: take(&format!("blk.{i}.attn_norm.weight"))?,
                 ffn_norm: take(&format!("blk.{i}.ffn_norm.weight"))?,
-                matrices,
-                adapters,
+                matrices: AdaptedMatrices::new(frozen, lora, &mut rng, dtype)?,
             });
         }
         let (cos, sin) = rope_tables(&config, dtype)?;
@@ -140,53 +134,6 @@ impl TrainableLlama {
 
     pub fn config(&self) -> &LlamaConfig {
         &self.config
-    }
-
-    pub fn lora(&self) -> &LoraConfig {
-        &self.lora
-    }
-
-    /// Sets every adapter from `tensors` (names as [`TrainableLlama::named_adapters`]); a
-    /// missing tensor or another shape is an error naming it, and then nothing is changed.
-    pub fn set_adapters(&self, tensors: &HashMap<String, Tensor>) -> Result<()> {
-        let named = self.named_adapters();
-        let mut values = Vec::with_capacity(named.len());
-        for (name, var) in &named {
-            let t = tensors
-                .get(name)
-                .ok_or_else(|| Error::ModelFile(format!("the adapter has no tensor {name:?}")))?;
-            if t.shape() != var.shape() {
-                return Err(Error::ModelFile(format!(
-                    "adapter tensor {name:?} is {:?}; this model needs {:?} (another model or rank?)",
-                    t.dims(),
-                    var.dims()
-                )));
-            }
-            values.push(t.to_dtype(self.dtype)?);
-        }
-        for ((_, var), value) in named.iter().zip(values) {
-            var.set(&value)?;
-        }
-        Ok(())
-    }
-
-    /// Every trained tensor, block by block, in target order (`A` then `B`).
-    pub fn adapter_vars(&self) -> Vec<Var> {
-        self.named_adapters().into_iter().map(|(_, v)| v).collect()
-    }
-
-    /// The trained tensors with their names (`blk.{i}.{matrix}.lora_a` / `lora_b`).
-    pub fn named_adapters(&self) -> Vec<(String, Var)> {
-        let mut out = Vec::new();
-        for (i, block) in self.blocks.iter().enumerate() {
-            for (target, name) in NAMES {
-                if let Some(adapter) = block.adapters.get(&target) {
-                    out.push((format!("blk.{i}.{name}.lora_a"), adapter.a.clone()));
-                    out.push((format!("blk.{i}.{name}.lora_b"), adapter.b.clone()));
-                }
-            }
-        }
-        out
     }
 
     /// Logits for every position of `ids`: (n, vocab).
@@ -238,35 +185,23 @@ impl TrainableLlama {
         }
         Ok(rms_norm_slow(&x, &self.norm, c.rms_norm_eps)?)
     }
+}
 
-    /// Mean cross-entropy of predicting each next token of `ids` at the positions where
-    /// `answer[i]` is true (`ids[i]` is an answer token): the prompt is read, not learned.
-    pub fn loss(&self, ids: &[u32], answer: &[bool]) -> Result<Tensor> {
-        if answer.len() != ids.len() {
-            return Err(Error::InvalidArgument(format!(
-                "{} answer flags for {} tokens",
-                answer.len(),
-                ids.len()
-            )));
+impl Trainable for TrainableLlama {
+    fn lora(&self) -> &LoraConfig {
+        &self.lora
+    }
+
+    fn named_adapters(&self) -> Vec<(String, Var)> {
+        let mut out = Vec::new();
+        for (i, block) in self.blocks.iter().enumerate() {
+            block.matrices.push_named(i, &mut out);
         }
-        // The logits at position i predict token i + 1.
-        let (rows, targets): (Vec<u32>, Vec<u32>) = (1..ids.len())
-            .filter(|&i| answer[i])
-            .map(|i| ((i - 1) as u32, ids[i]))
-            .unzip();
-        if rows.is_empty() {
-            return Err(Error::InvalidArgument(
-                "the example has no answer tokens after the first".into(),
-            ));
-        }
-        // Only the answer's rows go through the LM head (49,152 × 576 for SmolLM2): most
-        // of a prompt is read, not predicted.
-        let rows = Tensor::new(rows.as_slice(), &Device::Cpu)?;
-        let targets = Tensor::new(targets.as_slice(), &Device::Cpu)?;
-        let picked = self
-            .head
-            .forward(&self.hidden(ids)?.index_select(&rows, 0)?)?;
-        Ok(candle_nn::loss::cross_entropy(&picked, &targets)?)
+        out
+    }
+
+    fn loss(&self, ids: &[u32], answer: &[bool]) -> Result<Tensor> {
+        answer_loss(ids, answer, |ids| self.hidden(ids), &self.head)
     }
 }
 
@@ -278,12 +213,4 @@ fn rope_tables(c: &LlamaConfig, dtype: DType) -> Result<(Tensor, Tensor)> {
         Tensor::from_vec(cos, shape, &Device::Cpu)?.to_dtype(dtype)?,
         Tensor::from_vec(sin, shape, &Device::Cpu)?.to_dtype(dtype)?,
     ))
-}
-
-/// 0 where a position may attend, −∞ after it: (n, n).
-fn causal_mask(n: usize, dtype: DType) -> Result<Tensor> {
-    let values: Vec<f32> = (0..n)
-        .flat_map(|i| (0..n).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Ok(Tensor::from_vec(values, (n, n), &Device::Cpu)?.to_dtype(dtype)?)
 }

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::frozen::FrozenLinear;
 use crate::error::{Error, Result};
 
-/// The llama matrices an adapter can target.
+/// The matrices an adapter can target. A llama has `Q`, `K`, `V`, `O`, `Gate`, `Up` and
+/// `Down`; GPT-2 has `Qkv` (its fused query-key-value projection), `O`, `Up` and `Down`. A
+/// model refuses a target it does not have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
@@ -17,6 +19,41 @@ pub enum Target {
     Gate,
     Up,
     Down,
+    Qkv,
+}
+
+impl Target {
+    /// The matrix's name in llama.cpp's GGUF naming (`attn_q`, `ffn_down`, ...), which the
+    /// adapter tensors' names carry (`blk.{i}.{matrix}.lora_a`).
+    pub fn matrix(self) -> &'static str {
+        match self {
+            Target::Q => "attn_q",
+            Target::K => "attn_k",
+            Target::V => "attn_v",
+            Target::O => "attn_output",
+            Target::Gate => "ffn_gate",
+            Target::Up => "ffn_up",
+            Target::Down => "ffn_down",
+            Target::Qkv => "attn_qkv",
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    /// The serialized name (`q`, `qkv`, `gate`, ...), as a configuration spells it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Target::Q => "q",
+            Target::K => "k",
+            Target::V => "v",
+            Target::O => "o",
+            Target::Gate => "gate",
+            Target::Up => "up",
+            Target::Down => "down",
+            Target::Qkv => "qkv",
+        };
+        f.write_str(name)
+    }
 }
 
 /// How `B` starts. peft starts it at zero, so the adapted model is the base model until the
@@ -67,6 +104,22 @@ impl LoraConfig {
             )));
         }
         Ok(())
+    }
+
+    /// An error naming the first target that `model` (whose matrices are `available`) does
+    /// not have: a GPT-2 has no `q`, a llama no `qkv`.
+    pub fn check_targets(&self, model: &str, available: &[Target]) -> Result<()> {
+        match self.targets.iter().find(|t| !available.contains(t)) {
+            None => Ok(()),
+            Some(missing) => {
+                let names: Vec<String> = available.iter().map(Target::to_string).collect();
+                Err(Error::InvalidArgument(format!(
+                    "{model} has no {missing} matrix ({}) to adapt; its targets are {}",
+                    missing.matrix(),
+                    names.join(", ")
+                )))
+            }
+        }
     }
 
     pub fn scale(&self) -> f64 {

@@ -4,7 +4,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 
-use super::llama::TrainableLlama;
+use super::trainable::Trainable;
 use crate::error::{Error, Result};
 
 /// AdamW as torch (and candle) define it, with decoupled weight decay, whose moments and step
@@ -155,7 +155,7 @@ pub struct Trainer {
 
 impl Trainer {
     pub fn new(
-        model: &TrainableLlama,
+        model: &dyn Trainable,
         schedule: Schedule,
         weight_decay: f64,
         max_grad_norm: f64,
@@ -174,7 +174,7 @@ impl Trainer {
     /// One step on one example (`answer` marks the tokens the loss counts).
     pub fn step(
         &mut self,
-        model: &TrainableLlama,
+        model: &dyn Trainable,
         ids: &[u32],
         answer: &[bool],
     ) -> Result<StepReport> {

@@ -101,22 +101,33 @@ fn abs_sum(t: &Tensor) -> f64 {
         .expect("sum")
 }
 
-#[test]
-fn every_adapter_tensor_gets_a_gradient_at_the_first_step() {
-    let m = model(&all_targets(Init::Random), DType::F32);
+/// Asserts that the loss gives every adapter tensor of `m` a non-zero gradient; returns how
+/// many there are.
+pub(super) fn assert_every_adapter_has_a_gradient(
+    m: &dyn Trainable,
+    ids: &[u32],
+    answer: &[bool],
+) -> usize {
     let grads = m
-        .loss(&IDS, &ANSWER)
+        .loss(ids, answer)
         .expect("loss")
         .backward()
         .expect("backward");
     let named = m.named_adapters();
-    assert_eq!(named.len(), 2 * 7 * config().block_count);
-    for (name, var) in named {
+    for (name, var) in &named {
         let g = grads
             .get(var.as_tensor())
             .unwrap_or_else(|| panic!("{name} has no gradient"));
         assert!(abs_sum(g) > 0.0, "{name}'s gradient is zero");
     }
+    named.len()
+}
+
+#[test]
+fn every_adapter_tensor_gets_a_gradient_at_the_first_step() {
+    let m = model(&all_targets(Init::Random), DType::F32);
+    let count = assert_every_adapter_has_a_gradient(&m, &IDS, &ANSWER);
+    assert_eq!(count, 2 * 7 * config().block_count);
 }
 
 #[test]
@@ -160,24 +171,52 @@ fn zero_b_starts_as_the_base_model_and_trains_b_first() {
     }
 }
 
+#[test]
+fn a_llama_refuses_targets_it_does_not_have() {
+    let lora = LoraConfig {
+        targets: vec![Target::Q, Target::Qkv],
+        ..all_targets(Init::ZeroB)
+    };
+    let err = TrainableLlama::from_tensors(config(), weights(3), &lora, DType::F32)
+        .err()
+        .expect("a llama has no qkv");
+    assert!(
+        err.to_string().contains("no qkv matrix (attn_qkv)"),
+        "{err}"
+    );
+}
+
 /// Central differences in f64 against the analytic gradient, on entries of every kind of
 /// adapter tensor.
 #[test]
 fn gradients_match_finite_differences() {
     let m = model(&all_targets(Init::Random), DType::F64);
-    let loss = |m: &TrainableLlama| -> f64 {
-        m.loss(&IDS, &ANSWER)
+    // Every third of the 28 tensors: each matrix kind, A or B.
+    let checked = check_finite_differences(&m, &IDS, &ANSWER, 3);
+    assert!(checked >= 12, "{checked}");
+}
+
+/// Compares the analytic gradient of `m`'s f64 loss with central differences on three
+/// entries of every `stride`-th adapter tensor; returns how many entries it checked.
+pub(super) fn check_finite_differences(
+    m: &dyn Trainable,
+    ids: &[u32],
+    answer: &[bool],
+    stride: usize,
+) -> usize {
+    let loss = |m: &dyn Trainable| -> f64 {
+        m.loss(ids, answer)
             .and_then(|l| Ok(l.to_scalar::<f64>()?))
             .expect("loss")
     };
     let grads = m
-        .loss(&IDS, &ANSWER)
+        .loss(ids, answer)
         .expect("loss")
         .backward()
         .expect("backward");
     let h = 1e-6;
     let mut checked = 0;
-    for (name, var) in m.named_adapters().into_iter().step_by(3) {
+    for (name, var) in m.named_adapters().into_iter().step_by(stride) {
         let original = var
             .as_tensor()
             .flatten_all()
@@ -195,7 +234,7 @@ fn gradients_match_finite_differences() {
                 values[index] += delta;
                 let t = Tensor::from_vec(values, shape.clone(), &Device::Cpu).expect("t");
                 var.set(&t).expect("set");
-                loss(&m)
+                loss(m)
             };
             let numeric = (nudge(h) - nudge(-h)) / (2.0 * h);
             nudge(0.0);
@@ -207,7 +246,7 @@ fn gradients_match_finite_differences() {
             checked += 1;
         }
     }
-    assert!(checked >= 12, "{checked}");
+    checked
 }
 
 #[test]
