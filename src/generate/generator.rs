@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use candle_core::{Device, Tensor};
 use tokenizers::Tokenizer;
 
-use super::attention::SavedRows;
+use super::attention::{KvCache, SavedRows};
 use super::decoding::{Decoding, Generation, Owner, Step};
 use super::gpt2::Gpt2;
 use super::llama::Llama;
@@ -32,6 +32,8 @@ pub(crate) trait CausalLm {
     fn save_cache(&self, len: usize) -> Vec<SavedRows>;
     /// Holds exactly the positions of `saved`.
     fn restore_cache(&mut self, saved: &[SavedRows]);
+    /// Every layer's cache, in order (beam search moves single positions in and out).
+    fn kv_caches(&mut self) -> Vec<&mut KvCache>;
 }
 
 /// Runs one forward pass on candle's own thread pool natively. A pass is hundreds of small
@@ -70,6 +72,10 @@ impl CausalLm for Llama {
     fn restore_cache(&mut self, saved: &[SavedRows]) {
         self.restore_kv_cache(saved);
     }
+
+    fn kv_caches(&mut self) -> Vec<&mut KvCache> {
+        Llama::kv_caches(self)
+    }
 }
 
 impl CausalLm for Gpt2 {
@@ -95,6 +101,10 @@ impl CausalLm for Gpt2 {
 
     fn restore_cache(&mut self, saved: &[SavedRows]) {
         self.restore_kv_cache(saved);
+    }
+
+    fn kv_caches(&mut self) -> Vec<&mut KvCache> {
+        Gpt2::kv_caches(self)
     }
 }
 
@@ -264,24 +274,9 @@ impl Generator {
     /// Begins a generation that the caller advances one token at a time with
     /// [`Decoding::step`]. Any generation started before can no longer be stepped.
     pub fn start(&mut self, prompt: &[u32], params: &SamplingParams) -> Result<Decoding> {
-        if prompt.is_empty() {
-            return Err(Error::InvalidArgument("the prompt is empty".into()));
-        }
-        if prompt.len() + params.max_tokens > self.context_length {
-            return Err(Error::InvalidArgument(format!(
-                "the prompt has {} tokens; with {} to generate that exceeds the model's context of {}",
-                prompt.len(),
-                params.max_tokens,
-                self.context_length
-            )));
-        }
-        let reuse = self.reuse_cache(prompt)?;
-        self.runs += 1;
+        let (owner, reuse) = self.begin(prompt, params.max_tokens)?;
         Ok(Decoding {
-            owner: Owner {
-                generator: self.id,
-                run: self.runs,
-            },
+            owner,
             max_tokens: params.max_tokens,
             sampler: params.sampler(),
             history: prompt.to_vec(),
@@ -293,6 +288,32 @@ impl Generator {
             position: reuse,
             stop: None,
         })
+    }
+
+    /// Checks that `prompt` and `max_tokens` more fit the context, readies the cache for the
+    /// prompt (see [`Generator::reuse_cache`]) and starts a new run, which from now on is the
+    /// only one that may step the cache. Returns it and how many prompt tokens are cached.
+    pub(super) fn begin(&mut self, prompt: &[u32], max_tokens: usize) -> Result<(Owner, usize)> {
+        if prompt.is_empty() {
+            return Err(Error::InvalidArgument("the prompt is empty".into()));
+        }
+        if prompt.len() + max_tokens > self.context_length {
+            return Err(Error::InvalidArgument(format!(
+                "the prompt has {} tokens; with {} to generate that exceeds the model's context of {}",
+                prompt.len(),
+                max_tokens,
+                self.context_length
+            )));
+        }
+        let reuse = self.reuse_cache(prompt)?;
+        self.runs += 1;
+        Ok((
+            Owner {
+                generator: self.id,
+                run: self.runs,
+            },
+            reuse,
+        ))
     }
 
     /// Who may step the cache now: the last generation started.
@@ -390,5 +411,41 @@ impl Generator {
                 Err(e)
             }
         }
+    }
+}
+
+/// Beam search's view of the cache (`beam/kv.rs`): each hypothesis keeps its own positions
+/// past the prompt and puts them back before its next token runs.
+impl Generator {
+    /// Copies of position `at` in every layer's cache.
+    pub(super) fn save_position(&mut self, at: usize) -> Vec<SavedRows> {
+        let caches = self.model.kv_caches();
+        caches.iter().map(|c| c.save_range(at, at + 1)).collect()
+    }
+
+    /// Keeps the first `keep` cached positions, then appends `tokens` with their saved
+    /// positions (one [`Generator::save_position`] each). On failure the cache is emptied,
+    /// as [`Generator::run`] does, so it never holds positions it does not know.
+    pub(super) fn rewind_and_append(
+        &mut self,
+        keep: usize,
+        tokens: &[u32],
+        positions: &[&[SavedRows]],
+    ) -> Result<()> {
+        let appended = self.model.truncate_cache(keep).and_then(|()| {
+            for saved in positions {
+                for (cache, rows) in self.model.kv_caches().into_iter().zip(saved.iter()) {
+                    cache.append(rows)?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = appended {
+            self.forget_cache();
+            return Err(e);
+        }
+        self.cached.truncate(keep);
+        self.cached.extend_from_slice(tokens);
+        Ok(())
     }
 }
