@@ -230,7 +230,9 @@ impl Session {
     }
 
     /// Decodes until there is new text (a `token` event) or the generation ends (a `done`
-    /// event); `null` when nothing is being generated.
+    /// event), or returns `undefined` after a model pass that made no text certain (beam
+    /// search: the worker yields to its event loop, so a Stop gets through, and steps
+    /// again); `null` when nothing is being generated.
     pub fn step(&mut self) -> Result<JsValue, JsError> {
         let (Some(generator), Some(running)) = (self.generator.as_mut(), self.running.as_mut())
         else {
@@ -249,6 +251,7 @@ impl Session {
                 RunEvent::Prefilled { .. } => {
                     running.first_token_ms = Some(now);
                 }
+                RunEvent::Pending => return Ok(JsValue::UNDEFINED),
                 RunEvent::Text(text) => {
                     let first = *running.first_token_ms.get_or_insert(now);
                     let tokens = running.run.generated_tokens();
