@@ -6,21 +6,22 @@ use super::decoding::{Decoding, Step, StopReason};
 use super::generator::Generator;
 use crate::error::Result;
 
-/// A sampled decoding or a beam search.
+/// A sampled decoding or a beam search, each boxed: a decoding (its sampler's generator)
+/// is about twice a beam search's size, and the enum would always take the larger.
 pub enum Decoder {
-    Sampled(Decoding),
-    Beam(BeamSearch),
+    Sampled(Box<Decoding>),
+    Beam(Box<BeamSearch>),
 }
 
 impl From<Decoding> for Decoder {
     fn from(decoding: Decoding) -> Self {
-        Decoder::Sampled(decoding)
+        Decoder::Sampled(Box::new(decoding))
     }
 }
 
 impl From<BeamSearch> for Decoder {
     fn from(search: BeamSearch) -> Self {
-        Decoder::Beam(search)
+        Decoder::Beam(Box::new(search))
     }
 }
 
