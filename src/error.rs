@@ -28,6 +28,9 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    #[error("generation: {0}")]
+    Generation(String),
+
     #[error("catalogue: column {column:?} is not in the header (columns: {available})")]
     MissingColumn { column: String, available: String },
 

@@ -3,11 +3,12 @@
 //! a third of whose tokens are line breaks, so the stop rules have something to stop at.
 //! `Run` reports `Prefilled` once, then text pieces, then `Done` whose text is what was
 //! shown; the first-line rule never shows a line break after text; Stop ends it as
-//! `cancelled`; a finished run stays finished.
+//! `cancelled`; a finished run stays finished. The same of a beam search's run, whose width 1
+//! is greedy decoding event for event.
 
 use std::ops::ControlFlow;
 
-use marquee::generate::{Generator, Gpt2, SamplingParams, StopReason};
+use marquee::generate::{BeamParams, Generator, Gpt2, SamplingParams, StopReason};
 use marquee::task::{Run, RunEvent, StopRule};
 use tokenizers::Tokenizer;
 
@@ -186,5 +187,111 @@ fn stop_ends_a_run_as_cancelled_and_a_done_run_stays_done() {
         StopRule::EndOfText,
     );
     let _second = g.start(&[5, 7], &params).expect("starts");
+    assert!(first.step(&mut g).is_err());
+}
+
+/// A beam search's run under `rule`.
+fn beam(g: &mut Generator, prompt: &[u32], params: BeamParams, rule: StopRule) -> Run {
+    let decoder = g
+        .start_beam(prompt, &params, Box::new(move |text: &str| rule.ends(text)))
+        .expect("starts");
+    Run::new(decoder, rule)
+}
+
+#[test]
+fn beam_width_one_is_greedy_decoding_event_for_event() {
+    let mut g = generator();
+    let mut ended_at_a_line = 0;
+    for (i, rule) in [StopRule::EndOfText, StopRule::FirstLine]
+        .into_iter()
+        .cycle()
+        .take(16)
+        .enumerate()
+    {
+        let prompt = [5u32 + i as u32, 7, 11 * i as u32 % 512, 13];
+        let max_tokens = 4 + i;
+        let greedy = Run::new(
+            g.start(&prompt, &SamplingParams::greedy(max_tokens))
+                .expect("starts"),
+            rule,
+        );
+        let (greedy_events, greedy_done) = events(greedy, &mut g);
+        let params = BeamParams {
+            width: 1,
+            length_penalty: 1.0,
+            no_repeat_ngram: 0,
+            max_tokens,
+        };
+        let (beam_events, beam_done) = events(beam(&mut g, &prompt, params, rule), &mut g);
+        assert_eq!(beam_events, greedy_events, "prompt {prompt:?}");
+        assert_eq!(beam_done, greedy_done);
+        ended_at_a_line += usize::from(beam_done.stop == StopReason::EndOfLine);
+    }
+    assert!(ended_at_a_line > 0, "no run ended at a line break");
+}
+
+#[test]
+fn a_beam_run_is_deterministic_and_shows_its_result_piece_by_piece() {
+    let mut g = generator();
+    for i in 0..6u32 {
+        let prompt = [3 + i, 17, 19 * i % 512];
+        let params = BeamParams {
+            width: 4,
+            length_penalty: 1.0,
+            no_repeat_ngram: 0,
+            max_tokens: 16,
+        };
+        let (first, done) = events(beam(&mut g, &prompt, params, StopRule::FirstLine), &mut g);
+        let (again, done_again) =
+            events(beam(&mut g, &prompt, params, StopRule::FirstLine), &mut g);
+        assert_eq!((&first, &done), (&again, &done_again));
+        // The pieces shown are the result: nothing was taken back, nothing added after.
+        assert_eq!(done.text, texts(&first).trim());
+        assert!(!done.text.contains('\n'), "{:?}", done.text);
+        assert_ne!(done.stop, StopReason::Cancelled);
+        assert!(done.tokens.len() <= 16);
+        // One model pass per step: the prefill, then at most four per token.
+        assert!(first.len() <= 2 + 4 * 16, "{} events", first.len());
+    }
+}
+
+#[test]
+fn stop_ends_a_beam_search_mid_way_with_the_text_shown() {
+    let mut g = generator();
+    let params = BeamParams {
+        width: 4,
+        length_penalty: 1.0,
+        no_repeat_ngram: 0,
+        max_tokens: 24,
+    };
+    let mut run = beam(&mut g, &[5, 7], params, StopRule::EndOfText);
+    let mut seen = Vec::new();
+    for _ in 0..9 {
+        seen.push(run.step(&mut g).expect("steps"));
+    }
+    assert!(matches!(seen[0], RunEvent::Prefilled { .. }), "{seen:?}");
+    assert!(
+        seen.iter().any(|e| matches!(e, RunEvent::Pending)),
+        "passes that show nothing return to the caller: {seen:?}"
+    );
+    run.cancel();
+    let done = loop {
+        match run.step(&mut g).expect("steps") {
+            RunEvent::Done(done) => break done,
+            event => seen.push(event),
+        }
+    };
+    assert_eq!(done.stop, StopReason::Cancelled);
+    assert_eq!(done.text, texts(&seen).trim());
+    assert!(done.tokens.len() < 24);
+    assert!(matches!(
+        run.step(&mut g).expect("again"),
+        RunEvent::Done(_)
+    ));
+    // A beam search started before another generation can no longer step.
+    let mut first = beam(&mut g, &[5, 7], params, StopRule::EndOfText);
+    let _second = g
+        .start(&[5, 7], &SamplingParams::greedy(8))
+        .expect("starts");
     assert!(first.step(&mut g).is_err());
 }

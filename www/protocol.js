@@ -17,7 +17,10 @@ export const TAGLINE_DEFAULTS = Object.freeze({
   "top_p": 0.9,
   "repeat_penalty": 1.1,
   "seed": 299792458,
-  "max_tokens": 32
+  "max_tokens": 32,
+  "decoding": "sampled",
+  "beam_width": 4,
+  "length_penalty": 1.0
 });
 
 /** The bounds the engine checks a tagline query against. */
@@ -26,7 +29,9 @@ export const TAGLINE_LIMITS = Object.freeze({
   "max_temperature": 2.0,
   "max_top_k": 200,
   "max_repeat_penalty": 2.0,
-  "max_tokens": 128
+  "max_tokens": 128,
+  "max_beam_width": 8,
+  "max_length_penalty": 2.0
 });
 
 function complete(type, fields, names) {
@@ -42,7 +47,7 @@ function complete(type, fields, names) {
 export const load = (fields = {}) => complete('load', fields, []);
 
 /** Page → worker: `query`. */
-export const query = (fields = {}) => complete('query', { ...TAGLINE_DEFAULTS, ...fields }, ['examples', 'examples_seed', 'id', 'idea', 'k', 'max_tokens', 'mode', 'repeat_penalty', 'seed', 'style', 'task', 'temperature', 'top_k', 'top_p']);
+export const query = (fields = {}) => complete('query', { ...TAGLINE_DEFAULTS, ...fields }, ['beam_width', 'decoding', 'examples', 'examples_seed', 'id', 'idea', 'k', 'length_penalty', 'max_tokens', 'mode', 'repeat_penalty', 'seed', 'style', 'task', 'temperature', 'top_k', 'top_p']);
 
 /** Page → worker: `cancel`. */
 export const cancel = (fields = {}) => complete('cancel', fields, ['id']);

@@ -1,6 +1,8 @@
 // The "Tagline" view: the idea form and its settings (bounds and defaults from the engine,
-// via protocol.js), the streamed tagline and the similar movies. Text from the data or the
-// model is only ever inserted as text (textContent / append), never as HTML.
+// via protocol.js), the streamed tagline and the similar movies. Two actions: "Best" (beam
+// search: its text streams in as it becomes certain, so nothing shown is taken back) and
+// "Surprise me" (sampled). Text from the data or the model is only ever inserted as text
+// (textContent / append), never as HTML.
 
 import { TASKS, TAGLINE_DEFAULTS, TAGLINE_LIMITS } from './protocol.js';
 import { $, el, num } from './dom.js';
@@ -12,9 +14,11 @@ export class TaglineView {
   constructor(client, page) {
     this.client = client;
     this.page = page;
+    this.writing = 'Writing tagline…'; // what the stats line says while the text comes
+    this.searched = null; // "beam of N" while a beam search's result is shown
     this.els = {
       form: $('query-form'), idea: $('idea'), ideaError: $('idea-error'),
-      generate: $('generate'), stop: $('stop'),
+      best: $('best'), generate: $('generate'), stop: $('stop'), beamWidth: $('beam-width'),
       k: $('k'), temperature: $('temperature'), temperatureValue: $('temperature-value'),
       maxTokens: $('max-tokens'), mode: $('mode'), seed: $('seed'), randomSeed: $('random-seed'),
       tagline: $('tagline'), genStats: $('gen-stats'), movies: $('movies'),
@@ -26,7 +30,7 @@ export class TaglineView {
 
   // The settings' bounds and starting values are the engine's.
   applyLimits() {
-    const { k, temperature, maxTokens, mode, seed } = this.els;
+    const { k, temperature, maxTokens, mode, seed, beamWidth } = this.els;
     Object.assign(k, { min: 1, max: TAGLINE_LIMITS.max_k, value: TAGLINE_DEFAULTS.k });
     Object.assign(temperature, {
       min: 0, max: TAGLINE_LIMITS.max_temperature, value: TAGLINE_DEFAULTS.temperature,
@@ -34,12 +38,15 @@ export class TaglineView {
     Object.assign(maxTokens, {
       min: 1, max: TAGLINE_LIMITS.max_tokens, value: TAGLINE_DEFAULTS.max_tokens,
     });
+    Object.assign(beamWidth, {
+      min: 1, max: TAGLINE_LIMITS.max_beam_width, value: TAGLINE_DEFAULTS.beam_width,
+    });
     mode.value = TAGLINE_DEFAULTS.mode;
     Object.assign(seed, { min: 0, max: 0xffffffff, value: TAGLINE_DEFAULTS.seed });
   }
 
-  // What the form asks for, clamped to the engine's bounds.
-  settings() {
+  // What the form asks for, clamped to the engine's bounds; `decoding` is 'beam' or 'sampled'.
+  settings(decoding) {
     const { els } = this;
     const int = (input, lo, hi, fallback) => {
       const v = Number.parseInt(input.value, 10);
@@ -48,7 +55,8 @@ export class TaglineView {
     const temperature = Math.min(TAGLINE_LIMITS.max_temperature,
       Math.max(0, Number.parseFloat(els.temperature.value) || 0));
     let seed = int(els.seed, 0, 0xffffffff, TAGLINE_DEFAULTS.seed);
-    if (els.randomSeed.checked) {
+    // A beam search draws nothing at random: its seed would change nothing.
+    if (els.randomSeed.checked && decoding !== 'beam') {
       seed = crypto.getRandomValues(new Uint32Array(1))[0];
       els.seed.value = String(seed); // show it, so a good result can be reproduced
     }
@@ -58,6 +66,8 @@ export class TaglineView {
       temperature,
       max_tokens: int(els.maxTokens, 1, TAGLINE_LIMITS.max_tokens, TAGLINE_DEFAULTS.max_tokens),
       seed,
+      decoding,
+      beam_width: int(els.beamWidth, 1, TAGLINE_LIMITS.max_beam_width, TAGLINE_DEFAULTS.beam_width),
     };
   }
 
@@ -79,14 +89,22 @@ export class TaglineView {
     }
     this.setIdeaError('');
     this.page.clearError();
+    // The button that submitted says how; Ctrl+Enter (no button) asks for a surprise.
+    const decoding = event.submitter?.dataset.decoding === 'beam' ? 'beam' : 'sampled';
+    const settings = this.settings(decoding);
+    this.searched = decoding === 'beam' ? `beam of ${settings.beam_width}` : null;
+    this.writing = this.searched
+      ? `Searching for the likeliest tagline (${this.searched})…`
+      : 'Writing tagline…';
     els.tagline.textContent = '';
+    els.tagline.dataset.decoding = decoding;
     els.tagline.removeAttribute('data-stop');
     els.tagline.setAttribute('aria-busy', 'true'); // announce the finished line, not every token
     els.genStats.textContent = 'Searching similar movies…';
     els.movies.replaceChildren();
     els.retrievalStats.textContent = '';
     this.page.setState('generating');
-    this.client.query(TASKS.tagline, { idea, ...this.settings() });
+    this.client.query(TASKS.tagline, { idea, ...settings });
   }
 
   stop() {
@@ -98,6 +116,7 @@ export class TaglineView {
   // Buttons follow the page's state.
   update(ready, generating) {
     this.els.generate.disabled = !ready || generating;
+    this.els.best.disabled = !ready || generating;
     this.els.stop.disabled = !generating;
   }
 
@@ -106,7 +125,7 @@ export class TaglineView {
     const mode = m.mode === 'exact' ? 'exact' : 'HNSW';
     this.els.retrievalStats.textContent =
       `query embedded in ${num(m.embed_ms, 1)} ms · searched in ${num(m.search_ms, 1)} ms (${mode})`;
-    this.els.genStats.textContent = 'Writing tagline…';
+    this.els.genStats.textContent = this.writing;
   }
 
   onToken(m) {
@@ -120,7 +139,7 @@ export class TaglineView {
     els.tagline.textContent = (m.text || '').trim();
     els.tagline.dataset.stop = m.stop || '';
     els.tagline.setAttribute('aria-busy', 'false');
-    const parts = [];
+    const parts = this.searched ? [this.searched] : [];
     if (num(m.ttft_ms, 0)) parts.push(`first token ${num(m.ttft_ms, 0)} ms`);
     if (num(m.prefill_tokens_per_s, 0)) parts.push(`prefill ${num(m.prefill_tokens_per_s, 0)} tok/s`);
     if (num(m.decode_tokens_per_s, 1)) parts.push(`decode ${num(m.decode_tokens_per_s, 1)} tok/s`);

@@ -11,8 +11,9 @@
 // browser will not store a part (quota), the page still works and says that the next visit
 // downloads again.
 //
-// Queries: `session.query` runs the job up to its generation, then one `session.step` per
-// piece of text, yielding to the event loop in between so a `cancel` message gets through.
+// Queries: `session.query` runs the job up to its generation, then `session.step` until it
+// is done (each call one piece of text, or one beam-search pass that made no text certain),
+// yielding to the event loop in between so a `cancel` message gets through.
 // Every message is built by protocol.js, generated from web/src/protocol.rs.
 
 import init, { Session } from './marquee-web.js';
@@ -294,8 +295,11 @@ async function runQuery(request) {
     while (activeId === request.id) {
       const event = session.step();
       if (event === null) break;
-      post(event);
-      if (event.type === 'done') break;
+      // undefined: a model pass made no text certain yet (beam search); step again.
+      if (event !== undefined) {
+        post(event);
+        if (event.type === 'done') break;
+      }
       await tick();
     }
   } catch (error) {

@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use marquee::generate::Generator;
 use marquee::index::SearchMode;
 use marquee::retriever::Retriever;
-use marquee::task::tagline::{ExampleSource, PromptStyle, Tagline, TaglineRequest};
+use marquee::task::tagline::{ExampleSource, PromptStyle, Strategy, Tagline, TaglineRequest};
 use marquee::task::{Phase, RunEvent};
 
 use crate::paths;
@@ -89,6 +89,16 @@ pub struct TaglineArgs {
     seed: u64,
     #[arg(long, default_value_t = TaglineRequest::default().max_tokens)]
     max_tokens: usize,
+    /// Beam search with this many hypotheses (1 = greedy) instead of sampling: the likeliest
+    /// tagline the beam finds; the sampling options and the seed then play no part.
+    #[arg(long, value_name = "WIDTH")]
+    beam: Option<usize>,
+    /// Beam scores are sum log p / length^this (1: mean per token; 0: plain sum).
+    #[arg(long, default_value_t = TaglineRequest::default().length_penalty)]
+    length_penalty: f64,
+    /// With --beam: no hypothesis repeats an n-gram of this many of its tokens (0: no rule).
+    #[arg(long, default_value_t = TaglineRequest::default().no_repeat_ngram)]
+    no_repeat_ngram: usize,
     /// Bundle directory [default: $MARQUEE_CACHE/bundle]
     #[arg(long)]
     bundle: Option<PathBuf>,
@@ -131,6 +141,14 @@ pub fn run(args: TaglineArgs) -> anyhow::Result<()> {
         repeat_penalty: args.repeat_penalty,
         seed: args.seed,
         max_tokens: args.max_tokens,
+        decoding: if args.beam.is_some() {
+            Strategy::Beam
+        } else {
+            Strategy::Sampled
+        },
+        beam_width: args.beam.unwrap_or(TaglineRequest::default().beam_width),
+        length_penalty: args.length_penalty,
+        no_repeat_ngram: args.no_repeat_ngram,
     };
     let started = Instant::now();
     let job = marquee::task::tagline::start(
@@ -172,8 +190,13 @@ pub fn run(args: TaglineArgs) -> anyhow::Result<()> {
     let total = started.elapsed().as_secs_f64();
     let to_first = first_piece.map_or(total, |t| (t - started).as_secs_f64());
     let decode_rate = out.tokens.len().saturating_sub(1) as f64 / (total - to_first).max(1e-9);
+    let how = match request.decoding {
+        Strategy::Sampled => "sampled".to_string(),
+        Strategy::Beam => format!("beam of {}", request.beam_width),
+    };
     eprintln!(
-        "{} prompt tokens ({} cached), first text after {to_first:.2} s, {} tokens at {decode_rate:.1} tokens/s, stop: {:?}",
+        "{how}: {} prompt tokens ({} cached), first text after {to_first:.2} s, {} tokens at \
+         {decode_rate:.1} tokens/s, {total:.2} s in all, stop: {:?}",
         out.prompt_tokens,
         out.cached_prompt_tokens,
         out.tokens.len(),

@@ -80,10 +80,18 @@ impl KvCache {
     /// A copy of the first `len` positions' keys and values (rows of `kv_heads × head_dim`),
     /// which [`KvCache::restore`] puts back.
     pub fn save(&self, len: usize) -> SavedRows {
-        let (d, len) = (self.head_dim, len.min(self.len));
+        self.save_range(0, len)
+    }
+
+    /// A copy of positions `start..end` (as many as are held), which [`KvCache::append`]
+    /// puts after other positions: beam search keeps each hypothesis's own positions past
+    /// the prompt this way (`beam/kv.rs`).
+    pub fn save_range(&self, start: usize, end: usize) -> SavedRows {
+        let (d, end) = (self.head_dim, end.min(self.len));
+        let len = end.saturating_sub(start);
         let mut keys = Vec::with_capacity(len * self.kv_heads * d);
         let mut values = Vec::with_capacity(len * self.kv_heads * d);
-        for t in 0..len {
+        for t in start..start + len {
             for h in 0..self.kv_heads {
                 keys.extend((0..d).map(|c| self.keys_t[(h * d + c) * self.capacity + t]));
                 let at = (h * self.capacity + t) * d;
@@ -99,6 +107,24 @@ impl KvCache {
         self.reserve(saved.len);
         self.write(0, &saved.keys, &saved.values);
         self.len = saved.len;
+    }
+
+    /// Appends the positions of `saved` after those held, the same bits as if they had been
+    /// computed here (keys and values are stored as computed; attention reads them in one
+    /// order whatever the capacity).
+    pub fn append(&mut self, saved: &SavedRows) -> Result<()> {
+        let end = self.len + saved.len;
+        if end > self.max_len {
+            return Err(Error::InvalidArgument(format!(
+                "{end} positions exceed the cache's {}",
+                self.max_len
+            )));
+        }
+        let start = self.len;
+        self.reserve(end);
+        self.write(start, &saved.keys, &saved.values);
+        self.len = end;
+        Ok(())
     }
 
     /// Appends the keys and values of `n` new positions and returns their attention output.
@@ -378,6 +404,16 @@ mod tests {
         assert_eq!(cache.len(), 2);
         let after_restore = cache.attend(&q[32..], &k[16..], &v[16..]).expect("third");
         assert_eq!(&first[32..], after_restore.as_slice());
+        // The second position alone, put back after the first: the third attends the same.
+        let second = cache.save_range(1, 2);
+        cache.truncate(1);
+        cache.append(&second).expect("fits");
+        let after_append = cache.attend(&q[32..], &k[16..], &v[16..]).expect("third");
+        assert_eq!(&first[32..], after_append.as_slice());
+        assert!(
+            cache.append(&cache.save_range(0, 3)).is_err(),
+            "past max_len"
+        );
         assert!(cache.attend(&q, &k, &v).is_err(), "past max_len");
         assert!(
             cache.attend(&q[..15], &k[..8], &v[..8]).is_err(),

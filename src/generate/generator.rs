@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use tokenizers::Tokenizer;
 
 use super::adapter::{Adapter, AdapterMode};
-use super::attention::SavedRows;
+use super::attention::{KvCache, SavedRows};
 use super::decoding::{Decoding, Generation, Owner, Step};
 use super::gpt2::Gpt2;
 use super::llama::Llama;
@@ -35,6 +35,8 @@ pub(crate) trait CausalLm {
     fn restore_cache(&mut self, saved: &[SavedRows]);
     /// Applies a LoRA adapter (or takes it off with `None`).
     fn set_adapter(&mut self, adapter: Option<&Adapter>, mode: AdapterMode) -> Result<()>;
+    /// Every layer's cache, in order (beam search moves single positions in and out).
+    fn kv_caches(&mut self) -> Vec<&mut KvCache>;
 }
 
 /// Runs one forward pass on candle's own thread pool natively. A pass is hundreds of small
@@ -77,6 +79,10 @@ impl CausalLm for Llama {
     fn set_adapter(&mut self, adapter: Option<&Adapter>, mode: AdapterMode) -> Result<()> {
         Llama::set_adapter(self, adapter, mode)
     }
+
+    fn kv_caches(&mut self) -> Vec<&mut KvCache> {
+        Llama::kv_caches(self)
+    }
 }
 
 impl CausalLm for Gpt2 {
@@ -113,6 +119,10 @@ impl CausalLm for Gpt2 {
                     .into(),
             )),
         }
+    }
+
+    fn kv_caches(&mut self) -> Vec<&mut KvCache> {
+        Gpt2::kv_caches(self)
     }
 }
 
@@ -260,13 +270,7 @@ impl Generator {
     /// following `prompt` (and the answer's earlier tokens). Reuses cached and primed
     /// prefixes as [`Generator::start`] does, which gives the bits a whole prefill would.
     pub fn answer_log_probs(&mut self, prompt: &[u32], answer: &[u32]) -> Result<Vec<f32>> {
-        if prompt.is_empty() || prompt.len() + answer.len() > self.context_length {
-            return Err(Error::InvalidArgument(
-                "prompt empty or, with the answer, longer than the context".into(),
-            ));
-        }
-        let reuse = self.reuse_cache(prompt)?;
-        self.runs += 1;
+        let (_, reuse) = self.begin(prompt, answer.len())?;
         let mut log_probs = Vec::with_capacity(answer.len());
         let (mut input, mut position) = (prompt[reuse..].to_vec(), reuse);
         for &token in answer {
@@ -304,24 +308,9 @@ impl Generator {
     /// Begins a generation that the caller advances one token at a time with
     /// [`Decoding::step`]. Any generation started before can no longer be stepped.
     pub fn start(&mut self, prompt: &[u32], params: &SamplingParams) -> Result<Decoding> {
-        if prompt.is_empty() {
-            return Err(Error::InvalidArgument("the prompt is empty".into()));
-        }
-        if prompt.len() + params.max_tokens > self.context_length {
-            return Err(Error::InvalidArgument(format!(
-                "the prompt has {} tokens; with {} to generate that exceeds the model's context of {}",
-                prompt.len(),
-                params.max_tokens,
-                self.context_length
-            )));
-        }
-        let reuse = self.reuse_cache(prompt)?;
-        self.runs += 1;
+        let (owner, reuse) = self.begin(prompt, params.max_tokens)?;
         Ok(Decoding {
-            owner: Owner {
-                generator: self.id,
-                run: self.runs,
-            },
+            owner,
             max_tokens: params.max_tokens,
             sampler: params.sampler(),
             history: prompt.to_vec(),
@@ -333,6 +322,32 @@ impl Generator {
             position: reuse,
             stop: None,
         })
+    }
+
+    /// Checks that `prompt` and `max_tokens` more fit the context, readies the cache for the
+    /// prompt (see [`Generator::reuse_cache`]) and starts a new run, which from now on is the
+    /// only one that may step the cache. Returns it and how many prompt tokens are cached.
+    pub(super) fn begin(&mut self, prompt: &[u32], max_tokens: usize) -> Result<(Owner, usize)> {
+        if prompt.is_empty() {
+            return Err(Error::InvalidArgument("the prompt is empty".into()));
+        }
+        if prompt.len() + max_tokens > self.context_length {
+            return Err(Error::InvalidArgument(format!(
+                "the prompt has {} tokens; with {} to generate that exceeds the model's context of {}",
+                prompt.len(),
+                max_tokens,
+                self.context_length
+            )));
+        }
+        let reuse = self.reuse_cache(prompt)?;
+        self.runs += 1;
+        Ok((
+            Owner {
+                generator: self.id,
+                run: self.runs,
+            },
+            reuse,
+        ))
     }
 
     /// Who may step the cache now: the last generation started.
@@ -453,4 +468,40 @@ fn log_softmax_at(logits: &[f32], at: usize) -> Result<f32> {
     let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
     let sum: f64 = logits.iter().map(|&v| (v as f64 - max).exp()).sum();
     Ok((chosen as f64 - max - sum.ln()) as f32)
+}
+
+/// Beam search's view of the cache (`beam/kv.rs`): each hypothesis keeps its own positions
+/// past the prompt and puts them back before its next token runs.
+impl Generator {
+    /// Copies of position `at` in every layer's cache.
+    pub(super) fn save_position(&mut self, at: usize) -> Vec<SavedRows> {
+        let caches = self.model.kv_caches();
+        caches.iter().map(|c| c.save_range(at, at + 1)).collect()
+    }
+
+    /// Keeps the first `keep` cached positions, then appends `tokens` with their saved
+    /// positions (one [`Generator::save_position`] each). On failure the cache is emptied,
+    /// as [`Generator::run`] does, so it never holds positions it does not know.
+    pub(super) fn rewind_and_append(
+        &mut self,
+        keep: usize,
+        tokens: &[u32],
+        positions: &[&[SavedRows]],
+    ) -> Result<()> {
+        let appended = self.model.truncate_cache(keep).and_then(|()| {
+            for saved in positions {
+                for (cache, rows) in self.model.kv_caches().into_iter().zip(saved.iter()) {
+                    cache.append(rows)?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = appended {
+            self.forget_cache();
+            return Err(e);
+        }
+        self.cached.truncate(keep);
+        self.cached.extend_from_slice(tokens);
+        Ok(())
+    }
 }

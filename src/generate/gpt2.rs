@@ -349,3 +349,10 @@ impl Gpt2 {
         Ok(logits.get(0)?.get(n - 1)?)
     }
 }
+
+/// Beam search swaps each hypothesis's positions in and out of these (`beam/kv.rs`).
+impl Gpt2 {
+    pub(super) fn kv_caches(&mut self) -> Vec<&mut KvCache> {
+        self.blocks.iter_mut().map(|b| &mut b.cache).collect()
+    }
+}

@@ -402,3 +402,10 @@ impl Llama {
         Ok(head.forward(&last)?.reshape((b, ()))?)
     }
 }
+
+/// Beam search swaps each hypothesis's positions in and out of these (`beam/kv.rs`).
+impl Llama {
+    pub(super) fn kv_caches(&mut self) -> Vec<&mut KvCache> {
+        self.layers.iter_mut().map(|l| &mut l.cache).collect()
+    }
+}

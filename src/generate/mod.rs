@@ -3,8 +3,10 @@
 //! generation at any point (the browser's Stop button, a CLI's Ctrl-C).
 //!
 //! - `generator.rs`: the model, its tokenizer and KV cache, primed prefixes;
-//! - `decoding.rs`: one generation advanced a token at a time;
+//! - `decoding.rs`: one sampled generation advanced a token at a time;
 //! - `sampling.rs`: how the next token is picked;
+//! - `beam/`: beam search, the likeliest text the beam finds, one model pass at a time;
+//! - `decoder.rs`: either of the two, as a task's run steps them;
 //! - `chat.rs`: the chat template the instruct model was trained on;
 //! - `adapter.rs`: LoRA adapters (from `index-builder finetune`) applied at inference;
 //! - `llama.rs`, `gpt2.rs`: the two architectures; `attention.rs`: their shared attention.
@@ -14,7 +16,9 @@
 
 pub mod adapter;
 mod attention;
+mod beam;
 pub mod chat;
+mod decoder;
 mod decoding;
 mod generator;
 mod gpt2;
@@ -24,6 +28,8 @@ mod sampling;
 mod tokenizer;
 
 pub use adapter::{Adapter, AdapterMode};
+pub use beam::{BeamParams, BeamSearch, TextEnds};
+pub use decoder::Decoder;
 pub use decoding::{Decoding, Generation, Step, StopReason};
 pub use generator::Generator;
 pub use gpt2::{to_gguf as gpt2_to_gguf, Gpt2, Gpt2Config};

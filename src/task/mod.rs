@@ -18,7 +18,7 @@ use std::ops::ControlFlow;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::generate::{Decoding, Generation, Generator, Step, StopReason};
+use crate::generate::{Decoder, Generation, Generator, Step, StopReason};
 
 /// A job as the rest of the engine sees it.
 pub trait Task {
@@ -65,6 +65,11 @@ pub enum StopRule {
 }
 
 impl StopRule {
+    /// Whether the rule ends `text` (beam search asks it of every hypothesis).
+    pub fn ends(self, text: &str) -> bool {
+        self.apply("", text).1
+    }
+
     /// What of `piece` to show after `shown`, and whether the text ends there.
     fn apply(self, shown: &str, piece: &str) -> (String, bool) {
         match self {
@@ -96,13 +101,17 @@ pub enum RunEvent {
     },
     /// New text to show (never empty).
     Text(String),
+    /// A model pass ran and no new text is certain yet (a beam search between the points
+    /// where its hypotheses agree, a character split across tokens); step again. Each step
+    /// runs the model at most once, so a caller can stop between any two passes.
+    Pending,
     /// The generation has ended; `text` is what was shown, trimmed.
     Done(Generation),
 }
 
-/// A task's generation in progress: the decoding and the task's stop rule.
+/// A task's generation in progress: the decoding (sampled or beam) and the task's stop rule.
 pub struct Run {
-    decoding: Decoding,
+    decoding: Decoder,
     rule: StopRule,
     shown: String,
     /// The first step's outcome, held back while `Prefilled` is reported.
@@ -112,10 +121,10 @@ pub struct Run {
 }
 
 impl Run {
-    /// Starts generating `prompt` with `rule`.
-    pub fn new(decoding: Decoding, rule: StopRule) -> Self {
+    /// Applies `rule` to a started generation.
+    pub fn new(decoding: impl Into<Decoder>, rule: StopRule) -> Self {
         Self {
-            decoding,
+            decoding: decoding.into(),
             rule,
             shown: String::new(),
             first: None,
@@ -124,8 +133,9 @@ impl Run {
         }
     }
 
-    /// Advances to the next event: `Prefilled` once, then `Text` pieces, then `Done`
-    /// (after which every call returns `Done` again with an empty text).
+    /// Advances to the next event: `Prefilled` once, then `Text` pieces (and `Pending`
+    /// between them), then `Done` (after which every call returns `Done` again with an
+    /// empty text).
     pub fn step(&mut self, generator: &mut Generator) -> Result<RunEvent> {
         if !self.prefilled {
             self.prefilled = true;
@@ -135,26 +145,26 @@ impl Run {
                 cached_prompt_tokens: self.decoding.cached_prompt_tokens(),
             });
         }
-        loop {
-            let step = match self.first.take() {
-                Some(step) => step,
-                None if self.done || self.decoding.stop().is_some() => Step::Finished,
-                None => self.decoding.step(generator)?,
-            };
-            match step {
-                Step::Pending => continue,
-                Step::Text(piece) => {
-                    let (show, ends) = self.rule.apply(&self.shown, &piece);
-                    self.shown.push_str(&show);
-                    if ends {
-                        self.decoding.end(StopReason::EndOfLine);
-                    }
-                    if !show.is_empty() {
-                        return Ok(RunEvent::Text(show));
-                    }
+        let step = match self.first.take() {
+            Some(step) => step,
+            None if self.done || self.decoding.stop().is_some() => Step::Finished,
+            None => self.decoding.step(generator)?,
+        };
+        match step {
+            Step::Pending => Ok(RunEvent::Pending),
+            Step::Text(piece) => {
+                let (show, ends) = self.rule.apply(&self.shown, &piece);
+                self.shown.push_str(&show);
+                if ends {
+                    self.decoding.end(StopReason::EndOfLine);
                 }
-                Step::Finished => return Ok(RunEvent::Done(self.finish())),
+                Ok(if show.is_empty() {
+                    RunEvent::Pending
+                } else {
+                    RunEvent::Text(show)
+                })
             }
+            Step::Finished => Ok(RunEvent::Done(self.finish())),
         }
     }
 
@@ -214,6 +224,9 @@ mod tests {
         assert_eq!(rule.apply("", "\nNever"), ("Never".into(), false));
         assert_eq!(rule.apply("Never", " again\nmore"), (" again".into(), true));
         assert_eq!(rule.apply("Never", "\n"), (String::new(), true));
+        assert!(!rule.ends("\n\nNever again"));
+        assert!(rule.ends("\nNever.\nAgain"));
+        assert!(!StopRule::EndOfText.ends("a\nb"));
         assert_eq!(
             StopRule::EndOfText.apply("a", "b\nc"),
             ("b\nc".into(), false)

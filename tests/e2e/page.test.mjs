@@ -1,6 +1,7 @@
 // End-to-end: the real page (dist/, built by `trunk build --release`) with the real models,
 // in Debian's headless Chromium, driven by playwright-core. One browser profile goes
-// through a visitor's life: first visit (progress, retrieval, a tagline), Stop, a reload
+// through a visitor's life: first visit (progress, retrieval, a tagline), Stop, the "Best"
+// (beam search) tagline streaming without taking text back and its Stop, a reload
 // with the server gone (service worker + Cache API), a damaged cache entry that must be
 // fetched again. Run: `node --test tests/e2e/` (scripts/test does, after building dist/).
 
@@ -47,13 +48,37 @@ async function waitForState(state, timeout) {
   }
 }
 
-async function generate(idea, { maxTokens = 24, temperature = 0.7 } = {}) {
+// `button`: '#generate' ("Surprise me", sampled) or '#best' (beam search).
+async function generate(idea, { maxTokens = 24, temperature = 0.7, beamWidth = 4, button = '#generate' } = {}) {
   // The settings live in a collapsed <details>, as a visitor finds them.
   await page.$eval('#max-tokens', (input) => { input.closest('details').open = true; });
   await page.fill('#idea', idea);
   await page.fill('#max-tokens', String(maxTokens));
   await page.fill('#temperature', String(temperature));
-  await page.click('#generate');
+  await page.fill('#beam-width', String(beamWidth));
+  await page.click(button);
+}
+
+// Records every text the tagline shows from now on (window.taglineTexts).
+async function watchTagline() {
+  await page.evaluate(() => {
+    const tagline = document.querySelector('#tagline');
+    window.taglineTexts = [];
+    window.taglineWatch?.disconnect();
+    window.taglineWatch = new MutationObserver(() => window.taglineTexts.push(tagline.textContent));
+    window.taglineWatch.observe(tagline, { childList: true, characterData: true, subtree: true });
+  });
+}
+
+// While streaming, each text shown extends the one before (nothing is taken back), and the
+// finished tagline is what was streamed.
+async function assertStreamedOnly() {
+  const texts = await page.evaluate(() => window.taglineTexts);
+  const streamed = texts.slice(0, -1);
+  streamed.forEach((text, i) => {
+    if (i > 0) assert.ok(text.startsWith(streamed[i - 1]), `${JSON.stringify(streamed[i - 1])} then ${JSON.stringify(text)}`);
+  });
+  assert.equal(texts.at(-1), (streamed.at(-1) ?? '').trim(), JSON.stringify(texts));
 }
 
 async function finishedTagline() {
@@ -81,6 +106,7 @@ test('first visit: progress, retrieved movies, a streamed tagline', async () => 
   assert.equal(await page.getAttribute('#k', 'max'), '20');
   assert.equal(await page.inputValue('#max-tokens'), '32');
 
+  await watchTagline();
   await generate('Toys that come to life when nobody is watching go on an adventure.');
   await page.waitForSelector('#movies li.movie', { timeout: GENERATE_TIMEOUT });
   const titles = await page.$$eval('#movies li.movie', (items) => items.map((li) => li.textContent));
@@ -88,6 +114,8 @@ test('first visit: progress, retrieved movies, a streamed tagline', async () => 
   const { text, stop } = await finishedTagline();
   assert.ok(text.length > 0, 'a non-empty tagline');
   assert.notEqual(stop, 'cancelled');
+  assert.equal(await page.getAttribute('#tagline', 'data-decoding'), 'sampled');
+  await assertStreamedOnly();
   assert.match(await page.textContent('#gen-stats'), /tok\/s/);
   await page.screenshot({ path: join(SHOTS, '2-generated.png'), fullPage: true });
 });
@@ -104,6 +132,34 @@ test('Stop ends a generation early', async () => {
   assert.equal(stop, 'cancelled');
   await waitForState('ready', 10_000);
   assert.equal(await page.isDisabled('#generate'), false);
+});
+
+test('Best streams the beam search\'s tagline without taking text back, and Stop ends it', async () => {
+  assert.equal((await page.textContent('#best')).trim(), 'Best');
+  assert.equal((await page.textContent('#generate')).trim(), 'Surprise me');
+  await watchTagline();
+  await generate('A small-town librarian discovers that the books are quietly rewriting her life.', {
+    button: '#best',
+  });
+  const { text, stop } = await finishedTagline();
+  assert.ok(text.length > 0, 'a non-empty tagline');
+  assert.notEqual(stop, 'cancelled');
+  assert.equal(await page.getAttribute('#tagline', 'data-decoding'), 'beam');
+  assert.match(await page.textContent('#gen-stats'), /beam of 4/);
+  await assertStreamedOnly();
+  await page.screenshot({ path: join(SHOTS, '2b-best.png'), fullPage: true });
+
+  // The widest, longest search, stopped as soon as the similar movies are in.
+  await watchTagline();
+  await generate('A detective in a rain-soaked city hunts a killer who leaves riddles.', {
+    button: '#best', maxTokens: 64, beamWidth: 8,
+  });
+  await page.waitForSelector('#movies li.movie', { timeout: GENERATE_TIMEOUT });
+  await page.click('#stop');
+  assert.equal((await finishedTagline()).stop, 'cancelled');
+  await assertStreamedOnly();
+  await waitForState('ready', 10_000);
+  assert.equal(await page.isDisabled('#best'), false);
 });
 
 test('a reload with the server gone still loads and generates', async () => {

@@ -1,9 +1,10 @@
 //! Marquee in the browser: a thin layer that exposes the engine to the page's Web Worker
 //! (`www/worker.js`). The worker fetches and caches the bundle's parts, hands each to a
 //! [`Session`] (which verifies it against the manifest), then drives queries: `query`
-//! retrieves and starts a generation, `step` decodes one piece of the tagline, `cancel`
-//! stops it. Decoding one step per call lets the worker return to its event loop between
-//! tokens, so a Stop message is handled within one token.
+//! retrieves and starts a generation (sampled or beam search), `step` decodes one piece of
+//! the tagline, `cancel` stops it. One model pass per call lets the worker return to its
+//! event loop between tokens (and between a beam search's passes), so a Stop message is
+//! handled within one pass.
 //!
 //! Everything model-related lives in the `marquee` engine crate; this crate only converts
 //! between JS values and engine types and keeps the clock (the engine has none).
@@ -240,7 +241,9 @@ impl Session {
     }
 
     /// Decodes until there is new text (a `token` event) or the generation ends (a `done`
-    /// event); `null` when nothing is being generated.
+    /// event), or returns `undefined` after a model pass that made no text certain (beam
+    /// search: the worker yields to its event loop, so a Stop gets through, and steps
+    /// again); `null` when nothing is being generated.
     pub fn step(&mut self) -> Result<JsValue, JsError> {
         let (Some(generator), Some(running)) = (self.generator.as_mut(), self.running.as_mut())
         else {
@@ -259,6 +262,7 @@ impl Session {
                 RunEvent::Prefilled { .. } => {
                     running.first_token_ms = Some(now);
                 }
+                RunEvent::Pending => return Ok(JsValue::UNDEFINED),
                 RunEvent::Text(text) => {
                     let first = *running.first_token_ms.get_or_insert(now);
                     let tokens = running.run.generated_tokens();

@@ -277,6 +277,7 @@ pub fn javascript() -> String {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+    use marquee::task::tagline::Strategy;
 
     #[test]
     fn the_committed_javascript_is_generated_from_these_types() {
@@ -304,6 +305,20 @@ mod tests {
         assert_eq!((id, task), (3, TaskName::Tagline));
         assert_eq!(tagline.k, 2);
         assert_eq!(tagline.seed, TaglineRequest::default().seed);
+        assert_eq!(tagline.decoding, Strategy::Sampled, "sampled unless asked");
+        let beam: Request = serde_json::from_str(
+            r#"{"type": "query", "id": 4, "task": "tagline", "idea": "a shark",
+                "decoding": "beam", "beam_width": 2}"#,
+        )
+        .expect("parses");
+        let Request::Query { tagline, .. } = beam else {
+            panic!("not a query");
+        };
+        assert_eq!((tagline.decoding, tagline.beam_width), (Strategy::Beam, 2));
+        assert!(serde_json::from_str::<Request>(
+            r#"{"type": "query", "id": 1, "task": "tagline", "decoding": "nucleus"}"#
+        )
+        .is_err());
         assert!(serde_json::from_str::<Request>(r#"{"type": "query", "id": 1}"#).is_err());
         assert!(serde_json::from_str::<Request>(
             r#"{"type": "query", "id": 1, "task": "poetry", "idea": "x"}"#

@@ -13,7 +13,7 @@ pub use prompt::{build_prompt, prompt_prefix, Budget, PromptStyle, SYSTEM_PROMPT
 
 use super::{Phase, Run, StopRule, Task};
 use crate::error::{Error, Result};
-use crate::generate::{Generator, SamplingParams};
+use crate::generate::{BeamParams, Decoder, Generator, SamplingParams};
 use crate::index::SearchMode;
 use crate::retriever::Retriever;
 
@@ -56,11 +56,33 @@ pub struct TaglineRequest {
     /// Same seed, same settings, same tagline.
     pub seed: u64,
     pub max_tokens: usize,
+    /// Sampled (the settings above; "surprise me") or beam search (the likeliest tagline
+    /// the beam finds; "best": the sampling settings and seed play no part).
+    pub decoding: Strategy,
+    /// Hypotheses the beam keeps (1 = greedy).
+    pub beam_width: usize,
+    /// Beam scores are sum log p / length^this: 1 is the mean per token, 0 a plain sum.
+    pub length_penalty: f64,
+    /// A beam hypothesis never repeats an n-gram of its own tokens of this size (0 = no
+    /// rule). Scores per token reward loops ("No, no, no, …" scores better per token than
+    /// any tagline once it starts), so by default the beam may not repeat three tokens in a
+    /// row; README's "Beam search" shows taglines with and without it.
+    pub no_repeat_ngram: usize,
+}
+
+/// How a tagline's tokens are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    #[default]
+    Sampled,
+    Beam,
 }
 
 impl Default for TaglineRequest {
     fn default() -> Self {
         let sampling = SamplingParams::default();
+        let beam = BeamParams::default();
         Self {
             idea: String::new(),
             k: 4,
@@ -74,6 +96,10 @@ impl Default for TaglineRequest {
             repeat_penalty: sampling.repeat_penalty,
             seed: sampling.seed,
             max_tokens: sampling.max_tokens,
+            decoding: Strategy::default(),
+            beam_width: beam.width,
+            length_penalty: beam.length_penalty,
+            no_repeat_ngram: 3,
         }
     }
 }
@@ -87,6 +113,10 @@ pub struct TaglineLimits {
     pub max_top_k: usize,
     pub max_repeat_penalty: f32,
     pub max_tokens: usize,
+    /// Each hypothesis costs a model pass per token, so the width is the beam's slowdown.
+    pub max_beam_width: usize,
+    pub max_length_penalty: f64,
+    pub max_no_repeat_ngram: usize,
 }
 
 pub const LIMITS: TaglineLimits = TaglineLimits {
@@ -95,6 +125,9 @@ pub const LIMITS: TaglineLimits = TaglineLimits {
     max_top_k: 200,
     max_repeat_penalty: 2.0,
     max_tokens: 128,
+    max_beam_width: 8,
+    max_length_penalty: 2.0,
+    max_no_repeat_ngram: 8,
 };
 
 impl TaglineRequest {
@@ -136,7 +169,49 @@ impl TaglineRequest {
                 l.max_repeat_penalty
             ));
         }
+        if !(1..=l.max_beam_width).contains(&self.beam_width) {
+            return bad(format!(
+                "the beam width must be between 1 and {}",
+                l.max_beam_width
+            ));
+        }
+        if !self.length_penalty.is_finite()
+            || !(0.0..=l.max_length_penalty).contains(&self.length_penalty)
+        {
+            return bad(format!(
+                "the length penalty must be between 0 and {}",
+                l.max_length_penalty
+            ));
+        }
+        if self.no_repeat_ngram > l.max_no_repeat_ngram {
+            return bad(format!(
+                "the n-gram size that may not repeat must be between 0 (off) and {}",
+                l.max_no_repeat_ngram
+            ));
+        }
         Ok(())
+    }
+
+    /// The beam search these settings ask for (when `decoding` is `beam`).
+    pub fn beam(&self) -> BeamParams {
+        BeamParams {
+            width: self.beam_width,
+            length_penalty: self.length_penalty,
+            no_repeat_ngram: self.no_repeat_ngram,
+            max_tokens: self.max_tokens,
+        }
+    }
+
+    /// Starts generating `prompt` the way these settings ask, under the tagline's stop rule.
+    fn start_decoding(&self, generator: &mut Generator, prompt: &[u32]) -> Result<Decoder> {
+        Ok(match self.decoding {
+            Strategy::Sampled => generator.start(prompt, &self.sampling())?.into(),
+            Strategy::Beam => {
+                let rule = Tagline::stop_rule();
+                let ends = Box::new(move |text: &str| rule.ends(text));
+                generator.start_beam(prompt, &self.beam(), ends)?.into()
+            }
+        })
     }
 
     /// The sampling these settings ask for.
@@ -223,7 +298,7 @@ pub fn start<'r>(
         prompt_tokens: tokens.len(),
         context_in_prompt: kept,
     });
-    let decoding = generator.start(&tokens, &request.sampling())?;
+    let decoding = request.start_decoding(generator, &tokens)?;
     Ok(Started {
         examples,
         prompt: Some(Prompt {
@@ -233,4 +308,49 @@ pub fn start<'r>(
         }),
         run: Some(Run::new(decoding, Tagline::stop_rule())),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_decoding_choice_is_checked_against_its_limits() {
+        let request = TaglineRequest::new("a shark");
+        assert_eq!(request.decoding, Strategy::Sampled);
+        assert!(request.validate().is_ok());
+        let beam = |beam_width, length_penalty| TaglineRequest {
+            decoding: Strategy::Beam,
+            beam_width,
+            length_penalty,
+            ..request.clone()
+        };
+        assert!(beam(1, 0.0).validate().is_ok());
+        assert!(beam(LIMITS.max_beam_width, LIMITS.max_length_penalty)
+            .validate()
+            .is_ok());
+        for (width, penalty) in [
+            (0, 1.0),
+            (LIMITS.max_beam_width + 1, 1.0),
+            (4, -0.1),
+            (4, f64::NAN),
+        ] {
+            let error = beam(width, penalty).validate().expect_err("out of bounds");
+            let message = error.to_string();
+            assert!(
+                message.contains("beam width") || message.contains("length penalty"),
+                "{message}"
+            );
+        }
+        let long = TaglineRequest {
+            no_repeat_ngram: LIMITS.max_no_repeat_ngram + 1,
+            ..request.clone()
+        };
+        assert!(long.validate().is_err());
+        let params = beam(3, 0.5).beam();
+        assert_eq!(
+            (params.width, params.length_penalty, params.max_tokens),
+            (3, 0.5, request.max_tokens)
+        );
+    }
 }
