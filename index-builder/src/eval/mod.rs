@@ -23,7 +23,7 @@ use marquee::generate::chat::END_OF_TURN;
 use marquee::generate::{requantize_gguf, AdapterMode};
 use marquee::index::SearchMode;
 use marquee::retriever::Retriever;
-use marquee::task::tagline::{ExampleSource, Tagline, TaglineRequest};
+use marquee::task::tagline::{ExampleSource, Strategy, Tagline, TaglineRequest};
 
 use crate::paths::{self, AdapterChoice};
 use crate::tagline::PromptArg;
@@ -62,9 +62,16 @@ pub struct EvalArgs {
     /// Which conditions to run: none, random, retrieved (comma-separated).
     #[arg(long, value_delimiter = ',', default_values = ["none", "random", "retrieved"])]
     conditions: Vec<String>,
+    /// Generate taglines for the first N held-out movies only (the likelihood is scored on
+    /// all of them) [default: all]
+    #[arg(long)]
+    generate: Option<usize>,
     /// Sampled taglines per movie and cell (0: the likelihood only).
     #[arg(long, default_value_t = 5)]
     samples: usize,
+    /// Beam width of the beam-search tagline per movie and cell (0: none).
+    #[arg(long, default_value_t = TaglineRequest::default().beam_width)]
+    beam: usize,
     /// Paired-bootstrap resamples for the confidence intervals.
     #[arg(long, default_value_t = 10_000)]
     resamples: usize,
@@ -148,6 +155,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         held.len()
     );
     let exclude: HashSet<usize> = held.iter().copied().collect();
+    let generate = args.generate.unwrap_or(held.len()).min(held.len());
     let references: Vec<String> = held
         .iter()
         .filter_map(|&i| retriever.movies()[i].tagline.clone())
@@ -181,7 +189,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         marquee::task::prime::<Tagline>(&mut generator)?;
         for (key, label, examples) in &conditions {
             bar.set_message(format!("{model_name}, {key}"));
-            let mut cell = Cell::new(model_name, label, args.samples);
+            let mut cell = Cell::new(model_name, label, args.samples, args.beam > 0);
             for (n, &i) in held.iter().enumerate() {
                 let movie = &retriever.movies()[i];
                 let request = TaglineRequest {
@@ -214,11 +222,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     -log_probs.iter().map(|&l| l as f64).sum::<f64>() / log_probs.len() as f64,
                 );
                 cell.prompt_tokens += prompt.tokens.len();
-                for s in 0..args.samples {
-                    let request = TaglineRequest {
-                        seed: request.seed.wrapping_add(s as u64 * 104_729),
-                        ..request.clone()
-                    };
+                let beam = TaglineRequest {
+                    decoding: Strategy::Beam,
+                    beam_width: args.beam,
+                    ..request.clone()
+                };
+                let samples = (0..args.samples).map(|s| TaglineRequest {
+                    seed: request.seed.wrapping_add(s as u64 * 104_729),
+                    ..request.clone()
+                });
+                let runs = (args.beam > 0).then_some(beam).into_iter().chain(samples);
+                // Generation costs more than scoring: on the first `generate` movies only.
+                let runs = runs.take(if n < generate { usize::MAX } else { 0 });
+                for (r, request) in runs.enumerate() {
                     let job = marquee::task::tagline::start(
                         &retriever,
                         Some(&mut generator),
@@ -231,8 +247,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     };
                     let out = run.to_end(&mut generator, |_| ControlFlow::Continue(()))?;
                     let text = out.text.trim().trim_matches('"').trim().to_string();
-                    cell.copies += usize::from(copies_an_example(&text, &example_taglines));
-                    cell.sampled[s].push(text);
+                    let copies = usize::from(copies_an_example(&text, &example_taglines));
+                    cell.outputs[r].copies += copies;
+                    cell.outputs[r].texts.push(text);
                 }
                 bar.inc(1);
             }
@@ -244,8 +261,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let settings = format!(
         "{} held-out TMDB movies (excluded from training and from every prompt's examples), the idea \
          being each movie's overview; k = {}, examples as {}; generator {}{}, adapters {}; \
-         {} sampled taglines per movie and cell (temperature 0.7, top-k 40, top-p 0.9, \
-         repetition penalty 1.1, first line, ≤ 24 tokens, seeds fixed per movie and sample); \
+         generated taglines for the first {} of them: {}; {} sampled taglines per movie and cell (temperature 0.7, top-k 40, top-p 0.9, \
+         repetition penalty 1.1, seeds fixed per movie and sample); first line, ≤ 24 tokens; \
          {} bootstrap resamples; {:.0} s.\n",
         held.len(),
         args.k,
@@ -260,6 +277,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             .as_deref()
             .map_or_else(String::new, |d| format!(" re-stored as {d}")),
         if args.merged { "merged into the weights" } else { "kept apart" },
+        generate,
+        if args.beam > 0 {
+            format!("a beam search of width {} (scores the mean log-probability per token, no repeated 3-gram)", args.beam)
+        } else {
+            "no beam search".into()
+        },
         args.samples,
         args.resamples,
         started.elapsed().as_secs_f64()
@@ -268,8 +291,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     println!("{settings}\n{report}");
     for (n, &i) in held.iter().take(5).enumerate() {
         println!("{}: real {:?}", retriever.movies()[i].title, references[n]);
-        for c in cells.iter().filter(|c| !c.sampled.is_empty()) {
-            println!("  {:<28} {:?}", c.name(), c.sampled[0][n]);
+        for c in &cells {
+            for output in c.outputs.iter().take(2) {
+                let Some(text) = output.texts.get(n) else {
+                    continue;
+                };
+                println!("  {:<36} {text:?}", format!("{}, {}", c.name(), output.how));
+            }
         }
     }
     if let Some(out) = &args.out {

@@ -9,26 +9,46 @@ use marquee::retriever::Retriever;
 /// average).
 const MAX_TAGLINE_WORDS: usize = 15;
 
+/// One decoding's tagline for each held-out movie.
+#[derive(Clone)]
+pub struct Output {
+    /// "beam" or "sample 3".
+    pub how: String,
+    pub texts: Vec<String>,
+    /// How many copy one of their prompt's example taglines.
+    pub copies: usize,
+}
+
+impl Output {
+    fn new(how: String) -> Self {
+        Self {
+            how,
+            texts: Vec::new(),
+            copies: 0,
+        }
+    }
+}
+
 /// One generator under one prompt condition, over the held-out movies.
 pub struct Cell {
     pub model: String,
     pub condition: String,
     /// Per movie: mean negative log-likelihood per token of the real tagline (and its end).
     pub nll: Vec<f64>,
-    /// Per sample index, per movie: the generated tagline.
-    pub sampled: Vec<Vec<String>>,
-    pub copies: usize,
+    /// The beam search's taglines first (if any), then each sample's.
+    pub outputs: Vec<Output>,
     pub prompt_tokens: usize,
 }
 
 impl Cell {
-    pub fn new(model: &str, condition: &str, samples: usize) -> Self {
+    pub fn new(model: &str, condition: &str, samples: usize, beam: bool) -> Self {
+        let beam = beam.then(|| Output::new("beam".into()));
+        let samples = (0..samples).map(|s| Output::new(format!("sample {}", s + 1)));
         Self {
             model: model.to_string(),
             condition: condition.to_string(),
             nll: Vec::new(),
-            sampled: vec![Vec::new(); samples],
-            copies: 0,
+            outputs: beam.into_iter().chain(samples).collect(),
             prompt_tokens: 0,
         }
     }
@@ -135,49 +155,42 @@ pub fn report(
             diff(find("random examples"))
         ));
     }
-    if cells.iter().all(|c| c.sampled.is_empty()) {
+    if cells.iter().all(|c| c.outputs.is_empty()) {
         return Ok(out);
     }
+    // Generated for the first movies only (eval --generate): scored against theirs.
+    let generated = cells
+        .iter()
+        .flat_map(|c| c.outputs.iter().map(|o| o.texts.len()))
+        .max()
+        .unwrap_or(0);
+    let references = &references[..generated.min(references.len())];
     let real: Vec<Vec<f32>> = references
         .iter()
         .map(|r| retriever.embedder().embed_query(r))
         .collect::<Result<_, _>>()?;
     out.push_str(&format!(
-        "\nSampled taglines against the real ones (means over the samples):\n\n\
-         | generator | examples in the prompt | ROUGE-L F1 | BLEU | MiniLM cosine | mean words | one line of ≤ {MAX_TAGLINE_WORDS} words | copies an example | distinct-2 |\n\
-         |---|---|---|---|---|---|---|---|---|\n"
+        "\nGenerated taglines against the real ones (sampled: means over the samples):\n\n\
+         | generator | examples in the prompt | decoding | ROUGE-L F1 | BLEU | MiniLM cosine | mean words | one line of ≤ {MAX_TAGLINE_WORDS} words | copies an example | distinct-2 |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n"
     ));
-    for c in cells.iter().filter(|c| !c.sampled.is_empty()) {
-        let mut cosine = Vec::new();
-        for sample in &c.sampled {
-            cosine.push(mean(cosines(retriever, sample, &real)?));
+    for c in cells {
+        let (beam, sampled): (Vec<&Output>, Vec<&Output>) =
+            c.outputs.iter().partition(|o| o.how == "beam");
+        for (how, runs) in [("beam", beam), ("sampled", sampled)] {
+            if runs.is_empty() {
+                continue;
+            }
+            out.push_str(&format!(
+                "| {} | {} | {how} | {} |\n",
+                c.model,
+                c.condition,
+                generation_row(&runs, references, retriever, &real)?
+            ));
         }
-        let all: Vec<&String> = c.sampled.iter().flatten().collect();
-        let n = all.len().max(1) as f64;
-        out.push_str(&format!(
-            "| {} | {} | {:.4} | {:.2} | {:.3} | {:.1} | {:.1} % | {:.1} % | {:.3} |\n",
-            c.model,
-            c.condition,
-            mean(
-                c.sampled
-                    .iter()
-                    .map(|s| mean(s.iter().zip(references).map(|(g, r)| rouge_l_f1(g, r))))
-            ),
-            mean(c.sampled.iter().map(|s| corpus_bleu(s, references))),
-            mean(cosine),
-            mean(c.sampled.iter().map(|s| mean_words(s))),
-            100.0
-                * all
-                    .iter()
-                    .filter(|t| is_one_short_line(t, MAX_TAGLINE_WORDS))
-                    .count() as f64
-                / n,
-            100.0 * c.copies as f64 / n,
-            mean(c.sampled.iter().map(|s| distinct_2(s))),
-        ));
     }
     out.push_str(&format!(
-        "| real taglines | | 1.0000 | 100.00 | 1.000 | {:.1} | {:.1} % | | {:.3} |\n",
+        "| real taglines | | | 1.0000 | 100.00 | 1.000 | {:.1} | {:.1} % | | {:.3} |\n",
         mean_words(references),
         100.0
             * references
@@ -188,4 +201,43 @@ pub fn report(
         distinct_2(references)
     ));
     Ok(out)
+}
+
+/// ROUGE-L, BLEU, cosine, words, one-line share, copies and distinct-2 of `runs` (each a
+/// tagline per movie), averaged over the runs.
+fn generation_row(
+    runs: &[&Output],
+    references: &[String],
+    retriever: &Retriever,
+    real: &[Vec<f32>],
+) -> anyhow::Result<String> {
+    let mut cosine = Vec::new();
+    for run in runs {
+        cosine.push(mean(cosines(retriever, &run.texts, real)?));
+    }
+    let all: Vec<&String> = runs.iter().flat_map(|r| &r.texts).collect();
+    let n = all.len().max(1) as f64;
+    let copies: usize = runs.iter().map(|r| r.copies).sum();
+    Ok(format!(
+        "{:.4} | {:.2} | {:.3} | {:.1} | {:.1} % | {:.1} % | {:.3}",
+        mean(runs.iter().map(|r| {
+            mean(
+                r.texts
+                    .iter()
+                    .zip(references)
+                    .map(|(g, r)| rouge_l_f1(g, r)),
+            )
+        })),
+        mean(runs.iter().map(|r| corpus_bleu(&r.texts, references))),
+        mean(cosine),
+        mean(runs.iter().map(|r| mean_words(&r.texts))),
+        100.0
+            * all
+                .iter()
+                .filter(|t| is_one_short_line(t, MAX_TAGLINE_WORDS))
+                .count() as f64
+            / n,
+        100.0 * copies as f64 / n,
+        mean(runs.iter().map(|r| distinct_2(&r.texts))),
+    ))
 }
