@@ -3,9 +3,12 @@
 // (llama.cpp in wasm) on the same GGUF, both single-threaded, in headless Chromium.
 //
 //   node bench/browser/bench.mjs [--dist DIR] [--runs N] [--tokens N] [--skip-ours]
-//                                [--skip-wllama] [--json FILE] [--quiet]
+//                                [--skip-wllama] [--compare-adapter] [--json FILE] [--quiet]
 //   node bench/browser/bench.mjs --render FILE   (re-print the table of a --json file)
 //
+// --compare-adapter runs our page a second time on the same site without its LoRA adapter
+// part (the manifest edited in a copy), as the page was before it had one, side by side.
+// Each query also runs once as Best (beam search), timed to its first text.
 // Prints a markdown table; --json writes every raw number. Files are served by a small
 // HTTP server in this process (127.0.0.1, random port), which also counts the bytes each
 // page load transfers. Memory is the Chromium process tree's RSS/PSS read from /proc.
@@ -62,7 +65,7 @@ function usage(message) {
 function parseArgs(argv) {
   const opts = {
     dist: path.join(REPO, 'dist'), runs: null, tokens: 48, skipOurs: false, skipWllama: false,
-    json: null, quiet: false, render: null,
+    json: null, quiet: false, render: null, compareAdapter: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -78,6 +81,7 @@ function parseArgs(argv) {
     else if (arg === '--skip-ours') opts.skipOurs = true;
     else if (arg === '--skip-wllama') opts.skipWllama = true;
     else if (arg === '--quiet') opts.quiet = true;
+    else if (arg === '--compare-adapter') opts.compareAdapter = true;
     else if (arg === '--render') opts.render = path.resolve(value());
     else if (arg === '--help' || arg === '-h') usage();
     else usage(`unknown argument ${arg}`);
@@ -180,9 +184,9 @@ async function waitForReady(page, pageProblems) {
 
 // Fills in the form (fixed seed so runs repeat) and clicks Generate (then at once Stop, if
 // `stop`); returns where in the message log this query's messages start and the click time.
-async function submitIdea(page, { idea, mode, maxTokens, stop }) {
+async function submitIdea(page, { idea, mode, maxTokens, stop, button = 'generate' }) {
   const temperature = TAGLINE_DEFAULTS.temperature;
-  return page.evaluate(({ idea, mode, maxTokens, stop, temperature }) => {
+  return page.evaluate(({ idea, mode, maxTokens, stop, temperature, button }) => {
     const set = (id, value) => {
       const el = document.getElementById(id);
       el.value = String(value);
@@ -198,17 +202,17 @@ async function submitIdea(page, { idea, mode, maxTokens, stop }) {
     if (document.body.dataset.state !== 'ready') throw new Error(`page is ${document.body.dataset.state}, not ready`);
     const from = window.__marqueeEvents.length;
     const clicked = performance.now();
-    document.getElementById('generate').click();
+    document.getElementById(button).click();
     if (stop) document.getElementById('stop').click();
     return { from, clicked };
-  }, { idea, mode, maxTokens, stop, temperature });
+  }, { idea, mode, maxTokens, stop, temperature, button });
 }
 
 // One query through the page. With searchOnly (used to time exact search cheaply) Stop is
 // pressed right after Generate: the worker retrieves (and reports embed/search times) before
 // it reads the cancel message, which then usually arrives before the prompt's prefill.
-async function runQuery(page, pageProblems, { idea, mode, maxTokens, searchOnly = false }) {
-  const { from, clicked } = await submitIdea(page, { idea, mode, maxTokens, stop: searchOnly });
+async function runQuery(page, pageProblems, { idea, mode, maxTokens, searchOnly = false, button }) {
+  const { from, clicked } = await submitIdea(page, { idea, mode, maxTokens, stop: searchOnly, button });
   const fail = (event) => new BenchError(`query "${idea}" (${mode}) failed: ${event.data.message}${pageProblems()}`);
   const done = await waitForMessage(page, pageProblems, from, ['done'], QUERY_TIMEOUT_MS);
   if (done.data.type === 'error') throw fail(done);
@@ -266,11 +270,11 @@ async function launchFreshProfile() {
 
 // First load in a fresh profile (a new user-data-dir: real on-disk Cache API, like a first
 // visit), the queries, then a reload of the same profile (models come from the Cache API).
-async function benchOurs(opts) {
-  if (!fs.existsSync(path.join(opts.dist, 'index.html'))) {
-    throw new BenchError(`no built page at ${opts.dist}/index.html (build it with trunk, or pass --dist)`);
+async function benchOurs(opts, dist = opts.dist) {
+  if (!fs.existsSync(path.join(dist, 'index.html'))) {
+    throw new BenchError(`no built page at ${dist}/index.html (build it with trunk, or pass --dist)`);
   }
-  const server = await startServer([['/', opts.dist]]);
+  const server = await startServer([['/', dist]]);
   const { context, close } = await launchFreshProfile();
   const memory = startMemorySampler();
   try {
@@ -294,6 +298,11 @@ async function benchOurs(opts) {
       // Exact search on the same idea: stopped right after retrieval, so it costs little.
       const exact = await runQuery(page, pageProblems, { idea, mode: 'exact', maxTokens: 8, searchOnly: true });
       queries[queries.length - 1].exact_search_ms = exact.search_ms;
+      // Best: the beam search the page offers beside sampling (#best), to its first text.
+      const best = await runQuery(page, pageProblems, { idea, mode: 'hnsw', maxTokens: opts.tokens, button: 'best' });
+      queries[queries.length - 1].best_first_text_ms = best.wall_click_to_first_token_ms;
+      queries[queries.length - 1].best_done_ms = best.wall_click_to_done_ms;
+      queries[queries.length - 1].best_text = best.text;
     }
     const heapAfterQueries = await jsHeapUsed(page);
 
@@ -313,7 +322,8 @@ async function benchOurs(opts) {
         warnings: warmReady.data.warnings, traffic: warmTraffic },
       queries,
       page_js_heap_bytes: heapAfterQueries,
-      generator_bytes: fileSize(path.join(opts.dist, GENERATOR_PART)),
+      generator_bytes: fileSize(path.join(dist, GENERATOR_PART)),
+      adapter: firstReady.data.generator ?? null,
       memory: memory.stop(),
     };
   } finally {
@@ -447,6 +457,8 @@ const ROWS = [
   ['Time to first token, page wall clock (median)',
     (o) => fmt(medianOf(q(o), 'wall_click_to_first_token_ms'), 0, ' ms'), (x) => fmt(medianOf(x.runs, 'wall_first_chunk_ms'), 0, ' ms')],
   ['Prefill tok/s, engine (median)', (o) => fmt(medianOf(q(o), 'prefill_tok_s'), 0), (x) => fmt(medianOf(x.runs, 'prefill_tok_s'), 0)],
+  ['Best (beam): page wall clock to first text / to done (median)',
+    (o) => `${fmt(medianOf(q(o), 'best_first_text_ms'), 0, ' ms')} / ${fmt(medianOf(q(o), 'best_done_ms'), 0, ' ms')}`, null],
   ['Decode tok/s, engine (median)', (o) => fmt(medianOf(q(o), 'decode_tok_s'), 1), (x) => fmt(medianOf(x.runs, 'decode_tok_s'), 1)],
   ['Decode tok/s, page wall clock (median)',
     (o) => fmt(medianOf(q(o), 'wall_decode_tok_s'), 1), (x) => fmt(medianOf(x.runs, 'wall_decode_tok_s'), 1)],
@@ -458,7 +470,8 @@ const ROWS = [
 
 function renderTable(results) {
   const columns = [];
-  if (results.ours) columns.push({ title: 'Marquee (ours, q4_0)', data: results.ours, side: 1 });
+  if (results.ours) columns.push({ title: `Marquee (ours, q4_0${results.ours_base ? ', with its adapter' : ''})`, data: results.ours, side: 1 });
+  if (results.ours_base) columns.push({ title: 'Marquee without the adapter (as before)', data: results.ours_base, side: 1 });
   for (const x of results.wllama ?? []) columns.push({ title: `wllama, ${x.label}`, data: x, side: 2 });
   const line = (cells) => `| ${cells.join(' | ')} |`;
   const body = ROWS
@@ -477,6 +490,22 @@ function renderTable(results) {
     line(['---', ...columns.map(() => '---')]),
     ...body,
   ].join('\n');
+}
+
+// A copy of the site whose manifest no longer lists the adapter part: the page as it was
+// before the bundle had one (the worker fetches only the parts the manifest names).
+async function withoutAdapter(dist) {
+  const copy = await fsp.mkdtemp(path.join(os.tmpdir(), 'marquee-bench-bare-'));
+  await fsp.cp(dist, copy, { recursive: true });
+  const file = path.join(copy, 'bundle/manifest.json');
+  const manifest = JSON.parse(await fsp.readFile(file, 'utf8'));
+  if (!manifest.parts.some((p) => p.name === 'adapter')) {
+    throw new BenchError(`--compare-adapter: ${dist}'s bundle has no adapter part`);
+  }
+  manifest.parts = manifest.parts.filter((p) => p.name !== 'adapter');
+  if (manifest.generator) delete manifest.generator.adapter;
+  await fsp.writeFile(file, JSON.stringify(manifest));
+  return copy;
 }
 
 // ---------------------------------------------------------------- main
@@ -508,6 +537,15 @@ async function main() {
   if (!opts.skipOurs) {
     results.ours = await benchOurs(opts);
     results.env.chromium = results.ours.chromium;
+    if (opts.compareAdapter) {
+      const bare = await withoutAdapter(opts.dist);
+      try {
+        say('ours without the adapter…');
+        results.ours_base = await benchOurs(opts, bare);
+      } finally {
+        await fsp.rm(bare, { recursive: true, force: true });
+      }
+    }
   }
   if (!opts.skipWllama) {
     const models = [{ label: 'Q4_1 (original)', file: Q4_1_GGUF }];
