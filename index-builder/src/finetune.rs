@@ -200,6 +200,7 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
     training.set_position(trainer.steps() as u64);
     let started = Instant::now();
     let (mut tokens, mut smoothed) = (0usize, None::<f64>);
+    let first_step = trainer.steps();
     let mut epoch_losses = vec![(0.0f64, 0usize); args.epochs];
     for step in trainer.steps()..steps.len() {
         let example = &examples[steps[step]];
@@ -242,12 +243,29 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
             );
         }
     }
+    let seconds = started.elapsed().as_secs_f64();
     println!(
-        "adapter written to {} ({} examples, {} steps, {:.0} s)",
+        "adapter written to {} ({} examples, {} steps, {:.0} tokens per step, {seconds:.0} s, {:.0} tokens/s, peak memory {})",
         out.display(),
         examples.len(),
         steps.len(),
-        started.elapsed().as_secs_f64()
+        tokens as f64 / (steps.len() - first_step).max(1) as f64,
+        tokens as f64 / seconds.max(1e-9),
+        peak_memory().unwrap_or_else(|| "unknown".into())
     );
     Ok(())
+}
+
+/// This process's peak resident memory (`VmHWM`, Linux), for the closing line.
+fn peak_memory() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(format!("{:.0} MiB", kb / 1024.0))
 }
