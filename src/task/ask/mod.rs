@@ -58,7 +58,9 @@ pub struct AskRequest {
     /// to most questions.
     pub max_context_tokens: usize,
     /// Below this cosine between the question and the best passage, the answer is
-    /// [`UNKNOWN`] (measured on the held-out questions: docs/evaluation.md).
+    /// [`UNKNOWN`]. Provisional: `index-builder ask-eval` prints precision and recall of
+    /// "I don't know" per threshold on the held-out questions, and this default is to be
+    /// set from that table (not yet run).
     pub min_relevance: f32,
     pub max_tokens: usize,
 }
