@@ -14,6 +14,7 @@ use crate::embed::{quantize_bert, BertConfig, Embedder, MAX_TOKENS};
 use crate::error::{Error, Result};
 use crate::generate::{requantize_gguf, Adapter, AdapterMode, Generator};
 use crate::index::{HnswParams, VectorIndex};
+use crate::qa::{self, facts::MovieFacts, ChunkParams};
 use crate::weights::Weights;
 
 pub const EMBEDDING_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
@@ -36,6 +37,16 @@ pub struct BuildOptions {
     pub attribution: String,
     /// The tagline generator to ship in the bundle, if any.
     pub generator: Option<GeneratorSource>,
+    /// The Ask tab's passages to build from these facts, if any.
+    pub passages: Option<PassageSource>,
+}
+
+/// The facts the Ask tab's documents are made of (`qa::facts::read_tmdb`), and how to chunk
+/// them.
+#[derive(Debug, Clone)]
+pub struct PassageSource {
+    pub facts: Vec<MovieFacts>,
+    pub chunking: ChunkParams,
 }
 
 /// A llama-architecture GGUF (SmolLM2) to ship, and how to store it.
@@ -66,6 +77,7 @@ impl Default for BuildOptions {
                           but is not endorsed or certified by TMDB."
                     .into(),
             generator: None,
+            passages: None,
         }
     }
 }
@@ -94,6 +106,7 @@ pub struct Timings {
     pub quantize_embedder: f64,
     pub build_index: f64,
     pub prepare_generator: f64,
+    pub passages: f64,
 }
 
 pub fn build_bundle(
@@ -129,6 +142,29 @@ pub fn build_bundle(
     progress.stage("building the HNSW graph", None);
     let index = VectorIndex::build(&embeddings, options.hnsw)?;
     timings.build_index = clock.elapsed().as_secs_f64();
+
+    let clock = Instant::now();
+    let passages = match &options.passages {
+        Some(source) => {
+            let passages = qa::build::passages(
+                &source.facts,
+                &catalogue.movies,
+                &reference,
+                source.chunking,
+            )?;
+            progress.stage("embedding passages", Some(passages.chunks.len() as u64));
+            let index = qa::build::embed_passages(
+                &passages,
+                &reference,
+                options.batch_size,
+                options.hnsw,
+                |done| progress.advance(done as u64),
+            )?;
+            Some((passages, index))
+        }
+        None => None,
+    };
+    timings.passages = clock.elapsed().as_secs_f64();
 
     let clock = Instant::now();
     let generator = match &options.generator {
@@ -188,6 +224,10 @@ pub fn build_bundle(
         if let Some(adapter) = adapter {
             bundle.add_optional(part::ADAPTER, "tagline-lora.safetensors", adapter);
         }
+    }
+    if let Some((passages, index)) = passages {
+        bundle.add_optional(part::PASSAGES, "passages.json", passages.to_json());
+        bundle.add_optional(part::PASSAGE_INDEX, "passage-index.bin", index.to_bytes()?);
     }
     Ok((bundle, timings))
 }

@@ -39,7 +39,14 @@ pub mod part {
     /// The optional parts this build knows.
     /// The generator's LoRA adapter (safetensors, `generate::adapter`).
     pub const ADAPTER: &str = "adapter";
-    pub const OPTIONAL: [&str; 2] = [GENERATOR, ADAPTER];
+    /// The Ask tab's documents and chunks (JSON, `qa::Passages`).
+    pub const PASSAGES: &str = "passages";
+    /// The chunks' MiniLM vectors (the `index` part's format).
+    pub const PASSAGE_INDEX: &str = "passage-index";
+    pub const OPTIONAL: [&str; 4] = [GENERATOR, ADAPTER, PASSAGES, PASSAGE_INDEX];
+    /// Optional parts a page fetches only when a view first needs them (the Ask tab's), so
+    /// the tagline page's first load does not grow with every job the bundle carries.
+    pub const ON_DEMAND: [&str; 2] = [PASSAGES, PASSAGE_INDEX];
 
     /// Whether this build knows a part called `name`.
     pub fn is_known(name: &str) -> bool {
@@ -183,6 +190,12 @@ impl Manifest {
     /// are left out.
     pub fn known_parts(&self) -> impl Iterator<Item = &PartInfo> {
         self.parts.iter().filter(|p| part::is_known(&p.name))
+    }
+
+    /// The known parts a page loads at start: all but the on-demand ones.
+    pub fn start_parts(&self) -> impl Iterator<Item = &PartInfo> {
+        self.known_parts()
+            .filter(|p| !part::ON_DEMAND.contains(&p.name.as_str()))
     }
 
     /// Checks that `bytes` are exactly the part the manifest describes: size, then sha256.
@@ -384,11 +397,15 @@ mod tests {
     #[test]
     fn unknown_optional_parts_are_ignored_and_unknown_required_ones_refused() {
         let mut b = sample_bundle();
-        b.add_optional("passages", "passages.bin", b"later".to_vec());
+        b.add_optional("subtitles", "subtitles.bin", b"later".to_vec());
         let m = Manifest::from_json(&b.manifest.to_json()).expect("an older reader reads it");
-        assert!(m.optional_part("passages").is_some());
-        assert!(m.known_parts().all(|p| p.name != "passages"));
+        assert!(m.optional_part("subtitles").is_some());
+        assert!(m.known_parts().all(|p| p.name != "subtitles"));
         assert_eq!(m.known_parts().count(), part::ALL.len());
+        b.add_optional(part::PASSAGES, "passages.json", b"[]".to_vec());
+        let m = Manifest::from_json(&b.manifest.to_json()).expect("readable");
+        assert!(m.known_parts().any(|p| p.name == part::PASSAGES));
+        assert!(m.start_parts().all(|p| p.name != part::PASSAGES), "fetched on demand");
         b.add("ratings", "ratings.bin", b"needed".to_vec());
         let err = Manifest::from_json(&b.manifest.to_json()).expect_err("refused");
         assert!(err.to_string().contains("ratings"), "{err}");

@@ -7,10 +7,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use marquee::builder::{build_bundle, BuildOptions, GeneratorSource, ModelFiles, Progress};
+use marquee::builder::{
+    build_bundle, BuildOptions, GeneratorSource, ModelFiles, PassageSource, Progress,
+};
 use marquee::catalogue::{Catalogue, ColumnMapping};
 use marquee::embed::parse_gguf_dtype;
 use marquee::index::HnswParams;
+use marquee::qa::facts::read_tmdb;
+use marquee::qa::ChunkParams;
 
 use crate::paths;
 
@@ -79,6 +83,20 @@ pub struct BuildArgs {
     /// are; candle has no SIMD kernel for Q4_1).
     #[arg(long, default_value = "q4_0")]
     generator_dtype: String,
+    /// TMDB's credits file, joined with the catalogue (which must then be TMDB's movies file)
+    /// into the Ask tab's passages [default: $MARQUEE_CACHE/assets/tmdb/credits.csv when the
+    /// catalogue is the default one]
+    #[arg(long, conflicts_with = "no_passages")]
+    credits: Option<PathBuf>,
+    /// Build no passages (the bundle then has no Ask tab).
+    #[arg(long)]
+    no_passages: bool,
+    /// Passage chunks: window size in MiniLM tokens.
+    #[arg(long, default_value_t = ChunkParams::default().size)]
+    chunk_size: usize,
+    /// Passage chunks: tokens shared by consecutive windows.
+    #[arg(long, default_value_t = ChunkParams::default().overlap)]
+    chunk_overlap: usize,
     /// Seed for the HNSW layer assignment.
     #[arg(long, default_value_t = HnswParams::default().seed)]
     seed: u64,
@@ -128,6 +146,38 @@ fn generator_source(args: &BuildArgs) -> anyhow::Result<Option<GeneratorSource>>
     }))
 }
 
+/// The facts behind the Ask tab's passages: the catalogue (as TMDB's movies file) joined
+/// with the credits file, when there is one.
+fn passage_source(args: &BuildArgs, catalogue: &Path) -> anyhow::Result<Option<PassageSource>> {
+    let credits = match (&args.credits, args.catalogue.is_none()) {
+        _ if args.no_passages => return Ok(None),
+        (Some(path), _) => path.clone(),
+        (None, true) => paths::assets_dir().join("tmdb/credits.csv"),
+        (None, false) => return Ok(None),
+    };
+    let open = |path: &Path| {
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let (facts, report) = read_tmdb(open(catalogue)?, open(&credits)?).with_context(|| {
+        format!(
+            "cannot join {} with {}",
+            catalogue.display(),
+            credits.display()
+        )
+    })?;
+    println!(
+        "facts: {} movies, {} with credits, {} credits rows unreadable",
+        report.movies, report.with_credits, report.bad_credits
+    );
+    Ok(Some(PassageSource {
+        facts,
+        chunking: ChunkParams {
+            size: args.chunk_size,
+            overlap: args.chunk_overlap,
+        },
+    }))
+}
+
 pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let catalogue_path = args
@@ -172,6 +222,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             .map_or_else(String::new, |n| n.to_string_lossy().into()),
         columns,
         generator: generator_source(&args)?,
+        passages: passage_source(&args, &catalogue_path)?,
         ..BuildOptions::default()
     };
 
@@ -213,11 +264,12 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let per_second = catalogue.len() as f64 / timings.embed.max(1e-9);
     println!(
         "seconds: load model {:.1}, embed {:.1} ({per_second:.0} texts/s), quantize embedder {:.1}, \
-         HNSW {:.1}, generator {:.1}; total {:.1}",
+         HNSW {:.1}, passages {:.1}, generator {:.1}; total {:.1}",
         timings.load_model,
         timings.embed,
         timings.quantize_embedder,
         timings.build_index,
+        timings.passages,
         timings.prepare_generator,
         started.elapsed().as_secs_f64()
     );

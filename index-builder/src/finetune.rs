@@ -1,4 +1,5 @@
-//! `index-builder finetune`: LoRA-trains SmolLM2 on the catalogue's taglines, each movie's
+//! `index-builder finetune`: LoRA-trains SmolLM2 on the catalogue's taglines (or, with
+//! `--task ask`, as the Ask tab's reader on training questions), each movie's
 //! prompt holding the taglines of the movies most similar to it (the page's own prompt),
 //! never training on the evaluation's held-out movies. A progress bar shows the loss,
 //! tokens/s and time left; a checkpoint is written every `--checkpoint-every` steps and on
@@ -11,9 +12,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use marquee::generate::Generator;
 use marquee::retriever::Retriever;
+use marquee::task::ask::AskRequest;
 use marquee::train::data::{training_examples, training_order, DataOptions, TrainingExample};
 use marquee::train::{file, LoraConfig, Schedule, Target, TrainableLlama, Trainer};
 
@@ -58,7 +61,18 @@ pub struct FinetuneArgs {
     /// Seeds the adapters, the data mix and the order: the same seed, the same adapter.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// The adapter file [default: $MARQUEE_CACHE/adapters/tagline-lora.safetensors]
+    /// What to train for: taglines, or the Ask tab's reader (answers from passages).
+    #[arg(long, value_enum, default_value = "tagline")]
+    task: TaskArg,
+    /// Ask: train on the first N training questions (a spread over kinds and movies)
+    /// [default: all]
+    #[arg(long)]
+    questions: Option<usize>,
+    /// Ask: the share of movies held out for `ask-eval`, in percent (never trained on).
+    #[arg(long, default_value_t = 20)]
+    held_out_percent: u64,
+    /// The adapter file [default: $MARQUEE_CACHE/adapters/tagline-lora.safetensors, or
+    /// ask-lora.safetensors with --task ask]
     #[arg(long)]
     out: Option<PathBuf>,
     #[arg(long, default_value_t = 100)]
@@ -66,6 +80,21 @@ pub struct FinetuneArgs {
     /// Continue from the checkpoint beside `--out`.
     #[arg(long)]
     resume: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum TaskArg {
+    Tagline,
+    Ask,
+}
+
+impl TaskArg {
+    fn default_adapter(self) -> &'static str {
+        match self {
+            TaskArg::Tagline => "adapters/tagline-lora.safetensors",
+            TaskArg::Ask => "adapters/ask-lora.safetensors",
+        }
+    }
 }
 
 fn target(name: &str) -> anyhow::Result<Target> {
@@ -94,7 +123,7 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| paths::cache_dir().join("adapters/tagline-lora.safetensors"));
+        .unwrap_or_else(|| paths::cache_dir().join(args.task.default_adapter()));
     let checkpoint_path = out.with_extension("checkpoint.safetensors");
     // A resumed run takes its adapters' shape from the checkpoint.
     let lora = match (args.resume, checkpoint_path.exists()) {
@@ -129,44 +158,10 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         marquee::bundle::sha256_hex(&bytes)
     );
-    let held_out: HashSet<usize> = crate::eval::held_out(&retriever, args.holdout)
-        .into_iter()
-        .collect();
-    let mut movies: Vec<usize> = (0..retriever.movies().len())
-        .filter(|i| retriever.movies()[*i].tagline.is_some() && !held_out.contains(i))
-        .collect();
-    anyhow::ensure!(
-        !movies.is_empty(),
-        "no movie has a tagline to train on (the catalogue's tagline column is empty?)"
-    );
-    if let Some(n) = args.movies {
-        let spread = training_order(movies.len(), 1, args.seed);
-        movies = spread.into_iter().take(n).map(|i| movies[i]).collect();
-    }
-    let options = DataOptions {
-        k: args.k,
-        seed: args.seed,
-        ..DataOptions::default()
+    let examples = match args.task {
+        TaskArg::Tagline => tagline_examples(&args, &retriever, &generator)?,
+        TaskArg::Ask => ask_examples(&args, &dir, &retriever, &generator)?,
     };
-    let bar = |len: usize, template: &str| {
-        ProgressBar::new(len as u64).with_style(
-            ProgressStyle::with_template(template)
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        )
-    };
-    let preparing = bar(
-        movies.len(),
-        "preparing prompts [{bar:40}] {pos}/{len} (eta {eta})",
-    );
-    let mut examples: Vec<TrainingExample> = Vec::with_capacity(movies.len());
-    for chunk in movies.chunks(16) {
-        examples.extend(training_examples(
-            &retriever, &generator, chunk, &held_out, options,
-        )?);
-        preparing.inc(chunk.len() as u64);
-    }
-    preparing.finish();
     drop(generator);
 
     let model = TrainableLlama::from_gguf(&bytes, &lora)
@@ -193,7 +188,7 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("cannot watch for Ctrl-C")?;
-    let training = bar(
+    let training = progress_bar(
         steps.len(),
         "training [{bar:40}] {pos}/{len} {msg} (eta {eta})",
     );
@@ -254,6 +249,89 @@ pub fn run(args: FinetuneArgs) -> anyhow::Result<()> {
         peak_memory().unwrap_or_else(|| "unknown".into())
     );
     Ok(())
+}
+
+fn progress_bar(len: usize, template: &str) -> ProgressBar {
+    ProgressBar::new(len as u64).with_style(
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    )
+}
+
+/// The tagline task's examples: each training movie's prompt with retrieved taglines.
+fn tagline_examples(
+    args: &FinetuneArgs,
+    retriever: &Retriever,
+    generator: &Generator,
+) -> anyhow::Result<Vec<TrainingExample>> {
+    let held_out: HashSet<usize> = crate::eval::held_out(retriever, args.holdout)
+        .into_iter()
+        .collect();
+    let mut movies: Vec<usize> = (0..retriever.movies().len())
+        .filter(|i| retriever.movies()[*i].tagline.is_some() && !held_out.contains(i))
+        .collect();
+    anyhow::ensure!(
+        !movies.is_empty(),
+        "no movie has a tagline to train on (the catalogue's tagline column is empty?)"
+    );
+    if let Some(n) = args.movies {
+        let spread = training_order(movies.len(), 1, args.seed);
+        movies = spread.into_iter().take(n).map(|i| movies[i]).collect();
+    }
+    let options = DataOptions {
+        k: args.k,
+        seed: args.seed,
+        ..DataOptions::default()
+    };
+    let preparing = progress_bar(
+        movies.len(),
+        "preparing prompts [{bar:40}] {pos}/{len} (eta {eta})",
+    );
+    let mut examples: Vec<TrainingExample> = Vec::with_capacity(movies.len());
+    for chunk in movies.chunks(16) {
+        examples.extend(training_examples(
+            retriever, generator, chunk, &held_out, options,
+        )?);
+        preparing.inc(chunk.len() as u64);
+    }
+    preparing.finish();
+    Ok(examples)
+}
+
+/// The Ask reader's examples: training questions (never a held-out movie's, the split
+/// `ask-eval` uses) with the page's own retrieval and prompt.
+fn ask_examples(
+    args: &FinetuneArgs,
+    dir: &Path,
+    retriever: &Retriever,
+    generator: &Generator,
+) -> anyhow::Result<Vec<TrainingExample>> {
+    let passages = crate::ask::open_passages(dir, retriever)?;
+    let mut questions =
+        crate::eval::ask::split_questions(retriever, None, None, args.held_out_percent, false)?;
+    if let Some(n) = args.questions {
+        questions.truncate(n);
+    }
+    anyhow::ensure!(!questions.is_empty(), "no training questions");
+    let preparing = progress_bar(
+        questions.len(),
+        "preparing prompts [{bar:40}] {pos}/{len} (eta {eta})",
+    );
+    let request = AskRequest::default();
+    let mut examples = Vec::with_capacity(questions.len());
+    for chunk in questions.chunks(16) {
+        examples.extend(marquee::train::ask_data::ask_examples(
+            &passages,
+            retriever.embedder(),
+            generator,
+            chunk,
+            &request,
+        )?);
+        preparing.inc(chunk.len() as u64);
+    }
+    preparing.finish();
+    Ok(examples)
 }
 
 /// This process's peak resident memory (`VmHWM`, Linux), for the closing line.

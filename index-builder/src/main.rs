@@ -1,6 +1,7 @@
 //! `index-builder`: builds Marquee's bundle from a movie catalogue and queries it.
 //! A thin shell over the `marquee` engine; the browser runs the same engine code.
 
+mod ask;
 mod build;
 mod eval;
 mod finetune;
@@ -54,6 +55,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// LoRA-train the generator on the catalogue's taglines, with retrieved examples.
     Finetune(Box<finetune::FinetuneArgs>),
+    /// Answer a question about a movie from retrieved passages.
+    Ask(Box<ask::AskArgs>),
+    /// Score the Ask task on held-out questions: retrieval hit@k, "I don't know", EM / F1.
+    AskEval(Box<eval::ask::AskEvalArgs>),
 }
 
 /// Where the bundle goes by default: $MARQUEE_CACHE/bundle (~/.cache/marquee/bundle).
@@ -70,5 +75,7 @@ fn main() -> anyhow::Result<()> {
         Command::Quantize(args) => quantize::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Finetune(args) => finetune::run(*args),
+        Command::Ask(args) => ask::run(*args),
+        Command::AskEval(args) => eval::ask::run(*args),
     }
 }

@@ -116,6 +116,20 @@ impl Embedder {
         Ok(encoding.get_ids().to_vec())
     }
 
+    /// The byte spans of each text's tokens, without [CLS]/[SEP] and without truncation:
+    /// what cutting a long document into windows of tokens needs (`qa::chunk`).
+    pub fn token_spans(&self, texts: &[&str]) -> Result<Vec<Vec<(usize, usize)>>> {
+        let mut whole = self.tokenizer.clone();
+        whole.with_truncation(None).map_err(Error::tokenizer)?;
+        texts
+            .iter()
+            .map(|text| {
+                let encoding = whole.encode(*text, false).map_err(Error::tokenizer)?;
+                Ok(encoding.get_offsets().to_vec())
+            })
+            .collect()
+    }
+
     /// Embeds a visitor's query: refuses empty and oversized input, never pads.
     pub fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
         let text = text.trim();

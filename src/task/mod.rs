@@ -10,7 +10,9 @@
 //! and its [`StopRule`]. A job without a generator stops after its context.
 //!
 //! - [`tagline`]: a movie idea in, similar movies and a tagline out.
+//! - [`ask`]: a question in, passages and a short answer out.
 
+pub mod ask;
 pub mod tagline;
 
 use std::ops::ControlFlow;

@@ -17,8 +17,10 @@
 //! - [`gpt2`]: the trainable GPT-2;
 //! - [`optim`]: the learning-rate schedule, clipping, AdamW and one training step;
 //! - [`file`]: adapter files and checkpoints (safetensors with metadata);
-//! - [`data`]: retrieval-augmented training examples from the tagline task's prompts.
+//! - [`data`]: retrieval-augmented training examples from the tagline task's prompts;
+//! - [`ask_data`]: the Ask reader's examples from the Ask task's prompts.
 
+pub mod ask_data;
 pub mod data;
 pub mod file;
 mod frozen;

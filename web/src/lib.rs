@@ -100,11 +100,12 @@ impl Session {
         })
     }
 
-    /// The parts to fetch: `[{name, file, bytes, sha256}]`, those this build reads.
+    /// The parts to fetch at start: `[{name, file, bytes, sha256}]`, those this build reads
+    /// but the on-demand ones (`part::ON_DEMAND`, fetched when a view first needs them).
     pub fn parts(&self) -> Result<JsValue, JsError> {
         let parts: Vec<PartToFetch> = self
             .manifest
-            .known_parts()
+            .start_parts()
             .map(|p| PartToFetch {
                 name: p.name.clone(),
                 file: p.file.clone(),

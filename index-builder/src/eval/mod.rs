@@ -6,6 +6,7 @@
 //! retrieved − none and retrieved − random), and generated taglines against the real ones
 //! (`score.rs`). The tables are printed and written as markdown.
 
+pub mod ask;
 mod score;
 
 use std::collections::HashSet;

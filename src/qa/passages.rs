@@ -1,0 +1,375 @@
+//! The Ask tab's passages: one document per movie, cut into overlapping chunks, and the
+//! search over them. The bundle carries them as two optional parts, the documents with their
+//! chunks' byte ranges (`passages`, JSON) and the chunks' MiniLM vectors (`passage-index`,
+//! the movies' index format), loaded only when the tab is first used.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::chunk::ChunkParams;
+use super::document::header;
+use super::lexical::Bm25;
+use crate::error::{Error, Result};
+use crate::index::{SearchMode, VectorIndex};
+
+/// Bump on any change a reader of the previous version would misread.
+pub const PASSAGES_VERSION: u32 = 1;
+
+/// One movie's document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    /// The movie's position in the bundle's movies part.
+    pub movie: u32,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub year: Option<i32>,
+    /// The body ([`super::document::body`]); chunks are byte ranges of it.
+    pub text: String,
+}
+
+/// A window of a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunk {
+    pub doc: u32,
+    pub start: u32,
+    pub end: u32,
+}
+
+/// The `passages` part.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Passages {
+    pub version: u32,
+    pub chunking: ChunkParams,
+    pub documents: Vec<Document>,
+    /// Grouped by document, in order: a chunk's neighbours are the ones beside it.
+    pub chunks: Vec<Chunk>,
+}
+
+impl Passages {
+    pub fn from_json(bytes: &[u8], movies: usize) -> Result<Self> {
+        let decode = |message: String| Error::PartDecode {
+            part: crate::bundle::part::PASSAGES.into(),
+            message,
+        };
+        let passages: Self = serde_json::from_slice(bytes).map_err(|e| decode(e.to_string()))?;
+        if passages.version != PASSAGES_VERSION {
+            return Err(decode(format!(
+                "version {} (this build reads {PASSAGES_VERSION}): rebuild the bundle",
+                passages.version
+            )));
+        }
+        for d in &passages.documents {
+            if d.movie as usize >= movies {
+                return Err(decode(format!("document of movie {} of {movies}", d.movie)));
+            }
+        }
+        for c in &passages.chunks {
+            let ok = passages.documents.get(c.doc as usize).is_some_and(|d| {
+                c.start < c.end && d.text.get(c.start as usize..c.end as usize).is_some()
+            });
+            if !ok {
+                return Err(decode(format!("chunk {c:?} is outside its document")));
+            }
+        }
+        Ok(passages)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// A chunk as it is embedded, searched and shown: its movie's header, then its words.
+    pub fn chunk_text(&self, chunk: usize) -> String {
+        let c = self.chunks[chunk];
+        let doc = &self.documents[c.doc as usize];
+        let body = &doc.text[c.start as usize..c.end as usize];
+        format!("{}: {body}", header(&doc.title, doc.year))
+    }
+
+    /// The movie (catalogue position) a chunk is about.
+    pub fn movie_of(&self, chunk: usize) -> usize {
+        self.documents[self.chunks[chunk].doc as usize].movie as usize
+    }
+
+    /// The chunks beside `chunk` in its document (before, after), when there are any.
+    pub fn neighbours(&self, chunk: usize) -> (Option<usize>, Option<usize>) {
+        let doc = self.chunks[chunk].doc;
+        let same = |i: usize| (self.chunks.get(i)?.doc == doc).then_some(i);
+        (chunk.checked_sub(1).and_then(same), same(chunk + 1))
+    }
+}
+
+/// Which signal ranks the chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    /// MiniLM cosine only.
+    Dense,
+    /// BM25 only.
+    Lexical,
+    /// Both, by reciprocal rank fusion.
+    #[default]
+    Fused,
+}
+
+impl std::str::FromStr for Signal {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "dense" => Ok(Self::Dense),
+            "lexical" => Ok(Self::Lexical),
+            "fused" => Ok(Self::Fused),
+            other => Err(Error::InvalidArgument(format!(
+                "retrieval signal {other:?} is not dense, lexical or fused"
+            ))),
+        }
+    }
+}
+
+/// One retrieved chunk.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PassageHit {
+    pub chunk: usize,
+    pub movie: usize,
+    /// The ranking score (cosine, BM25 or the fused reciprocal-rank sum).
+    pub score: f32,
+    /// The query's cosine with the chunk, whatever ranked it: the relevance that decides
+    /// "I don't know".
+    pub cosine: f32,
+}
+
+/// How many candidates each signal gives the fusion.
+const DEPTH: usize = 100;
+/// Reciprocal rank fusion's constant (Cormack et al. 2009): a chunk scores
+/// Σ 1 / (RRF_K + rank) over the signals. Ranks, not scores, are fused because a cosine
+/// and a BM25 sum have no common scale.
+const RRF_K: f32 = 60.0;
+
+/// Passages with their dense index and a BM25 index.
+pub struct PassageIndex {
+    pub passages: Passages,
+    dense: VectorIndex,
+    lexical: Bm25,
+}
+
+impl PassageIndex {
+    pub fn new(passages: Passages, dense: VectorIndex) -> Result<Self> {
+        if dense.len() != passages.chunks.len() {
+            return Err(Error::Manifest(format!(
+                "the passage index has {} vectors for {} chunks",
+                dense.len(),
+                passages.chunks.len()
+            )));
+        }
+        let texts: Vec<String> = (0..passages.chunks.len())
+            .map(|i| passages.chunk_text(i))
+            .collect();
+        let lexical = Bm25::build(texts.iter().map(String::as_str));
+        Ok(Self {
+            passages,
+            dense,
+            lexical,
+        })
+    }
+
+    /// From the bundle's `passages` and `passage-index` parts (already verified against the
+    /// manifest), for a bundle of `movies` movies.
+    pub fn from_parts(passages_json: &[u8], index: &[u8], movies: usize) -> Result<Self> {
+        let passages = Passages::from_json(passages_json, movies)?;
+        Self::new(passages, VectorIndex::from_bytes(index)?)
+    }
+
+    pub fn len(&self) -> usize {
+        self.passages.chunks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.passages.chunks.is_empty()
+    }
+
+    fn cosine(&self, embedding: &[f32], chunk: usize) -> f32 {
+        self.dense
+            .vector(chunk)
+            .map_or(0.0, |v| v.iter().zip(embedding).map(|(a, b)| a * b).sum())
+    }
+
+    /// The `k` best chunks for a question (`text`, and `embedding` its MiniLM vector), never
+    /// one about a movie in `exclude` (the evaluation's "not in the catalogue" case).
+    pub fn search(
+        &self,
+        text: &str,
+        embedding: &[f32],
+        k: usize,
+        signal: Signal,
+        exclude: &HashSet<usize>,
+    ) -> Result<Vec<PassageHit>> {
+        if self.is_empty() || k == 0 {
+            return Ok(Vec::new());
+        }
+        let keep = |chunk: &usize| !exclude.contains(&self.passages.movie_of(*chunk));
+        let depth = (DEPTH.max(k) + exclude.len() * 8).min(self.len());
+        let dense = || -> Result<Vec<(usize, f32)>> {
+            Ok(self
+                .dense
+                .search(embedding, depth, SearchMode::Exact)?
+                .into_iter()
+                .map(|h| (h.index, h.score))
+                .filter(|(c, _)| keep(c))
+                .collect())
+        };
+        let lexical = || -> Vec<(usize, f32)> {
+            self.lexical
+                .search(text, depth)
+                .into_iter()
+                .filter(|(c, _)| keep(c))
+                .collect()
+        };
+        let ranked: Vec<(usize, f32)> = match signal {
+            Signal::Dense => dense()?,
+            Signal::Lexical => lexical(),
+            Signal::Fused => {
+                let mut fused: Vec<(usize, f32)> = Vec::new();
+                for list in [dense()?, lexical()] {
+                    for (rank, (chunk, _)) in list.into_iter().enumerate() {
+                        let add = 1.0 / (RRF_K + rank as f32 + 1.0);
+                        match fused.iter_mut().find(|(c, _)| *c == chunk) {
+                            Some(entry) => entry.1 += add,
+                            None => fused.push((chunk, add)),
+                        }
+                    }
+                }
+                fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                fused
+            }
+        };
+        Ok(ranked
+            .into_iter()
+            .take(k)
+            .map(|(chunk, score)| PassageHit {
+                chunk,
+                movie: self.passages.movie_of(chunk),
+                score,
+                cosine: self.cosine(embedding, chunk),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{HnswParams, WIDTH};
+
+    fn sample() -> Passages {
+        let documents = vec![
+            Document {
+                movie: 0,
+                title: "Alien".into(),
+                year: Some(1979),
+                text: "Directed by Ridley Scott. Starring Sigourney Weaver as Ripley.".into(),
+            },
+            Document {
+                movie: 1,
+                title: "Heat".into(),
+                year: None,
+                text: "Directed by Michael Mann.".into(),
+            },
+        ];
+        Passages {
+            version: PASSAGES_VERSION,
+            chunking: ChunkParams::default(),
+            chunks: vec![
+                Chunk {
+                    doc: 0,
+                    start: 0,
+                    end: 25,
+                },
+                Chunk {
+                    doc: 0,
+                    start: 26,
+                    end: 62,
+                },
+                Chunk {
+                    doc: 1,
+                    start: 0,
+                    end: 25,
+                },
+            ],
+            documents,
+        }
+    }
+
+    #[test]
+    fn chunks_read_back_with_headers_and_neighbours() {
+        let p = sample();
+        let back = Passages::from_json(&p.to_json(), 2).expect("valid");
+        assert_eq!(back, p);
+        assert_eq!(p.chunk_text(0), "Alien (1979): Directed by Ridley Scott.");
+        assert_eq!(p.chunk_text(2), "Heat: Directed by Michael Mann.");
+        assert_eq!(p.neighbours(0), (None, Some(1)));
+        assert_eq!(p.neighbours(1), (Some(0), None));
+        assert_eq!(p.neighbours(2), (None, None));
+        assert_eq!(p.movie_of(2), 1);
+    }
+
+    #[test]
+    fn a_damaged_part_is_refused() {
+        let mut p = sample();
+        p.chunks[1].end = 999;
+        let err = Passages::from_json(&p.to_json(), 2).expect_err("outside");
+        assert!(err.to_string().contains("outside"), "{err}");
+        assert!(
+            Passages::from_json(&sample().to_json(), 1).is_err(),
+            "movie out of range"
+        );
+        let mut old = sample();
+        old.version = 0;
+        assert!(Passages::from_json(&old.to_json(), 2).is_err());
+    }
+
+    #[test]
+    fn fusion_ranks_what_both_signals_agree_on_and_exclusion_holds() {
+        // Vectors that make the dense signal prefer the wrong chunk for "Michael Mann".
+        let wide = |v: [f32; 3]| {
+            let mut w = v.to_vec();
+            w.resize(WIDTH, 0.0);
+            w
+        };
+        let vectors = vec![
+            wide([1.0, 0.0, 0.0]),
+            wide([0.0, 1.0, 0.0]),
+            wide([0.6, 0.0, 0.8]),
+        ];
+        let dense = VectorIndex::build(&vectors, HnswParams::default()).expect("builds");
+        let index = PassageIndex::new(sample(), dense).expect("matches");
+        let query = wide([0.98, 0.0, 0.196]);
+        let none = HashSet::new();
+        let by = |signal| {
+            index
+                .search("Heat with Michael Mann?", &query, 3, signal, &none)
+                .expect("search")
+        };
+        assert_eq!(by(Signal::Dense)[0].chunk, 0);
+        assert_eq!(by(Signal::Lexical)[0].chunk, 2);
+        let fused = by(Signal::Fused);
+        assert_eq!(
+            fused[0].chunk, 2,
+            "second by cosine, first by BM25: {fused:?}"
+        );
+        assert!((fused[0].cosine - 0.745).abs() < 0.02, "{fused:?}");
+        let without_heat = index
+            .search(
+                "Michael Mann",
+                &query,
+                3,
+                Signal::Fused,
+                &HashSet::from([1]),
+            )
+            .expect("search");
+        assert!(
+            without_heat.iter().all(|h| h.movie != 1),
+            "{without_heat:?}"
+        );
+    }
+}
