@@ -405,7 +405,10 @@ mod tests {
         b.add_optional(part::PASSAGES, "passages.json", b"[]".to_vec());
         let m = Manifest::from_json(&b.manifest.to_json()).expect("readable");
         assert!(m.known_parts().any(|p| p.name == part::PASSAGES));
-        assert!(m.start_parts().all(|p| p.name != part::PASSAGES), "fetched on demand");
+        assert!(
+            m.start_parts().all(|p| p.name != part::PASSAGES),
+            "fetched on demand"
+        );
         b.add("ratings", "ratings.bin", b"needed".to_vec());
         let err = Manifest::from_json(&b.manifest.to_json()).expect_err("refused");
         assert!(err.to_string().contains("ratings"), "{err}");

@@ -6,7 +6,7 @@
 //! - [`facts`]: TMDB's movies and credits files, joined and reduced;
 //! - [`document`]: a movie's facts as a plain-text document;
 //! - [`chunk`]: overlapping token windows;
-//! - [`lexical`]: BM25;
+//! - [`lexical`]: BM25 over the chunks;
 //! - [`passages`]: the bundle part and the dense + lexical search over it;
 //! - [`questions`]: templated questions with answer sets, split by movie;
 //! - [`metrics`]: exact match and token F1.
