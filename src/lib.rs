@@ -8,6 +8,7 @@
 //! - [`index`]: int8 vectors with exact and HNSW (+ exact re-rank) search.
 //! - [`bundle`]: the versioned, hash-checked files the builder writes and the page loads.
 //! - [`builder`]: catalogue + model files in, bundle out (what `index-builder build` runs).
+//! - [`recommend`]: collaborative filtering over MovieLens ratings (KNN, most popular, metrics).
 //! - [`retriever`]: the pieces put together: query text in, movies out.
 //! - [`task`]: the jobs (taglines first), each from text in to events out.
 //! - `train`: LoRA fine-tuning of the generator (native builds only).
@@ -22,6 +23,7 @@ pub mod eval;
 pub mod generate;
 pub mod index;
 pub mod kernels;
+pub mod recommend;
 pub mod retriever;
 pub mod task;
 #[cfg(not(target_arch = "wasm32"))]
