@@ -4,9 +4,12 @@
 mod build;
 mod eval;
 mod finetune;
+mod movielens;
 mod paths;
 mod quantize;
 mod query;
+mod recommend;
+mod recs_eval;
 mod tagline;
 
 use std::path::PathBuf;
@@ -54,6 +57,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// LoRA-train the generator on the catalogue's taglines, with retrieved examples.
     Finetune(Box<finetune::FinetuneArgs>),
+    /// Top-10 movies for a MovieLens user or for ratings given here (MovieLens 100K).
+    Recommend(Box<recommend::RecommendArgs>),
+    /// The recommenders on a seeded 80/20 split: RMSE/MAE, HR/NDCG/P@10.
+    RecommendEval(Box<recs_eval::RecsEvalArgs>),
 }
 
 /// Where the bundle goes by default: $MARQUEE_CACHE/bundle (~/.cache/marquee/bundle).
@@ -70,5 +77,7 @@ fn main() -> anyhow::Result<()> {
         Command::Quantize(args) => quantize::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Finetune(args) => finetune::run(*args),
+        Command::Recommend(args) => recommend::run(*args),
+        Command::RecommendEval(args) => recs_eval::run(*args),
     }
 }

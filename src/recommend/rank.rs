@@ -24,6 +24,11 @@ pub struct Recommendation {
     pub because: Vec<(u32, f64)>,
 }
 
+/// The page's item-KNN: neighbours kept per movie (what the bundle ships) and how its
+/// ratings weigh; chosen by `index-builder recommend-eval` (docs/evaluation.md).
+pub const PAGE_NEIGHBOURS: usize = 10;
+pub const PAGE_WEIGHTING: Weighting = Weighting::Binary;
+
 /// How many sources a recommendation names.
 pub const BECAUSE_MAX: usize = 3;
 
@@ -35,6 +40,9 @@ pub enum Weighting {
     Binary,
     /// rating − pivot: above the pivot pulls neighbours up, below pushes them down.
     Centered(f32),
+    /// Seen and liked (3★ and up) counts 1, as `Binary`; 2★ counts −½ and 1★ −1, so a
+    /// visitor's dislikes push their neighbours down instead of up.
+    Liked,
 }
 
 impl Weighting {
@@ -42,6 +50,8 @@ impl Weighting {
         match self {
             Weighting::Binary => 1.0,
             Weighting::Centered(pivot) => f64::from(rating - pivot),
+            Weighting::Liked if rating >= 3.0 => 1.0,
+            Weighting::Liked => f64::from(rating - 3.0) / 2.0,
         }
     }
 }
