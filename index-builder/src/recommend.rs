@@ -6,9 +6,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use marquee::recommend::join::{find_movie, parse_rating_arg};
+use marquee::recommend::part::RecsPart;
 use marquee::recommend::rank::{self, ItemNeighbours, Recommendation};
 use marquee::recommend::{Dataset, Ratings};
 
@@ -46,22 +47,48 @@ pub struct RecommendArgs {
     /// TMDB movies.csv, for taglines [default: $MARQUEE_CACHE/assets/tmdb/movies.csv]
     #[arg(long)]
     catalogue: Option<PathBuf>,
+    /// Write the page's part (neighbour lists and counts, no ratings) to this file; with
+    /// no --user or --rate, only that.
+    #[arg(long)]
+    write_part: Option<PathBuf>,
+    /// Recommend from a part file, as the page does (item-KNN only).
+    #[arg(long, conflicts_with = "algo")]
+    part: Option<PathBuf>,
 }
 
 pub fn run(args: RecommendArgs) -> anyhow::Result<()> {
     let dataset = movielens::load(args.movielens.as_deref())?;
     let ratings = Ratings::new(dataset.users.len(), dataset.movies.len(), &dataset.ratings)?;
-    let (profile, user) = profile(&args, &dataset, &ratings)?;
     let joined = Joined::load(&dataset, args.catalogue.as_deref())?;
+    if let Some(path) = &args.write_part {
+        let part = RecsPart::build(&dataset, &joined.join, &joined.tmdb, args.neighbours)?;
+        let bytes = part.to_json()?;
+        std::fs::write(path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!(
+            "{}: {} bytes; {}",
+            path.display(),
+            bytes.len(),
+            joined.summary()
+        );
+        if args.user.is_none() && args.rate.is_empty() {
+            return Ok(());
+        }
+    }
+    let (profile, user) = profile(&args, &dataset, &ratings)?;
     let clock = Instant::now();
-    let recs = match args.algo {
-        Algo::Item => ItemNeighbours::build(&ratings, args.neighbours).recommend(
+    let recs = match (&args.part, args.algo) {
+        (Some(path), _) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            RecsPart::from_json(&bytes)?.recommend(&profile, args.n)?
+        }
+        (None, Algo::Item) => ItemNeighbours::build(&ratings, args.neighbours).recommend(
             &profile,
             rank::PAGE_WEIGHTING,
             args.n,
         )?,
-        Algo::User => rank::user_knn(&ratings, &profile, user, args.neighbours, args.n)?,
-        Algo::Popular => {
+        (None, Algo::User) => rank::user_knn(&ratings, &profile, user, args.neighbours, args.n)?,
+        (None, Algo::Popular) => {
             let seen: Vec<u32> = profile.iter().map(|p| p.0).collect();
             rank::most_popular(&rank::popularity(&ratings), &seen, args.n)
         }
@@ -85,13 +112,16 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// (movie, rating) pairs.
+type Profile = Vec<(u32, f32)>;
+
 /// The ratings to recommend for, and the MovieLens user they belong to (left out of the
 /// user-KNN neighbours).
 fn profile(
     args: &RecommendArgs,
     dataset: &Dataset,
     ratings: &Ratings,
-) -> anyhow::Result<(Vec<(u32, f32)>, Option<u32>)> {
+) -> anyhow::Result<(Profile, Option<u32>)> {
     if let Some(id) = &args.user {
         let user = dataset.user(id)?;
         return Ok((ratings.by_user.row(user).to_vec(), Some(user)));

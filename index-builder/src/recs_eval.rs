@@ -114,10 +114,7 @@ pub fn run(args: RecsEvalArgs) -> anyhow::Result<()> {
     writeln!(out, "|---|---|---|---|---|---|")?;
     let truth = held_out(&test, users);
     let popularity = rank::popularity(&matrix);
-    let mut rankers: Vec<(
-        String,
-        Box<dyn Fn(u32, &[(u32, f32)]) -> anyhow::Result<Vec<Recommendation>>>,
-    )> = vec![(
+    let mut rankers: Vec<(String, Ranker)> = vec![(
         "most popular".into(),
         Box::new(|_, profile: &[(u32, f32)]| {
             let seen: Vec<u32> = profile.iter().map(|p| p.0).collect();
@@ -176,6 +173,9 @@ pub fn run(args: RecsEvalArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A top-N list maker: (user, their training ratings) → list.
+type Ranker<'a> = Box<dyn Fn(u32, &[(u32, f32)]) -> anyhow::Result<Vec<Recommendation>> + 'a>;
 
 /// Each user's held-out movies.
 fn held_out(test: &[Rating], users: usize) -> Vec<Vec<u32>> {

@@ -11,6 +11,7 @@
 //!   neighbour lists (what the page runs, with the rated movies each came from) and
 //!   user-KNN (the CLI's, which needs every user's ratings).
 //! - [`metrics`]: RMSE / MAE, HR@N / NDCG@N / P@N.
+//! - [`part`]: what the page ships (neighbour lists and counts, never ratings).
 //! - [`join`]: MovieLens titles matched to the TMDB catalogue, and title look-up for
 //!   a visitor's ratings.
 //!
@@ -20,6 +21,7 @@ pub mod data;
 pub mod join;
 pub mod knn;
 pub mod metrics;
+pub mod part;
 pub mod rank;
 pub mod split;
 
