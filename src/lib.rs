@@ -9,6 +9,7 @@
 //! - [`bundle`]: the versioned, hash-checked files the builder writes and the page loads.
 //! - [`builder`]: catalogue + model files in, bundle out (what `index-builder build` runs).
 //! - [`qa`]: passages, their lexical + dense search, questions and answer metrics (Ask).
+//! - [`recommend`]: collaborative filtering over MovieLens ratings (KNN, most popular, metrics).
 //! - [`retriever`]: the pieces put together: query text in, movies out.
 //! - [`task`]: the jobs (taglines first), each from text in to events out.
 //! - `train`: LoRA fine-tuning of the generator (native builds only).
@@ -24,6 +25,7 @@ pub mod generate;
 pub mod index;
 pub mod kernels;
 pub mod qa;
+pub mod recommend;
 pub mod retriever;
 pub mod task;
 #[cfg(not(target_arch = "wasm32"))]

@@ -5,9 +5,12 @@ mod ask;
 mod build;
 mod eval;
 mod finetune;
+mod movielens;
 mod paths;
 mod quantize;
 mod query;
+mod recommend;
+mod recs_eval;
 mod tagline;
 
 use std::path::PathBuf;
@@ -59,6 +62,10 @@ enum Command {
     Ask(Box<ask::AskArgs>),
     /// Score the Ask task on held-out questions: retrieval hit@k, "I don't know", EM / F1.
     AskEval(Box<eval::ask::AskEvalArgs>),
+    /// Top-10 movies for a MovieLens user or for ratings given here (MovieLens 100K).
+    Recommend(Box<recommend::RecommendArgs>),
+    /// The recommenders on a seeded 80/20 split: RMSE/MAE, HR/NDCG/P@10.
+    RecommendEval(Box<recs_eval::RecsEvalArgs>),
 }
 
 /// Where the bundle goes by default: $MARQUEE_CACHE/bundle (~/.cache/marquee/bundle).
@@ -77,5 +84,7 @@ fn main() -> anyhow::Result<()> {
         Command::Finetune(args) => finetune::run(*args),
         Command::Ask(args) => ask::run(*args),
         Command::AskEval(args) => eval::ask::run(*args),
+        Command::Recommend(args) => recommend::run(*args),
+        Command::RecommendEval(args) => recs_eval::run(*args),
     }
 }
