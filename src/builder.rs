@@ -36,6 +36,10 @@ pub struct BuildOptions {
     pub attribution: String,
     /// The tagline generator to ship in the bundle, if any.
     pub generator: Option<GeneratorSource>,
+    /// The recommender's part (`recommend::part::RecsPart` as JSON, built from MovieLens by
+    /// the caller), shipped as an optional part the page fetches when its Recommend tab
+    /// first opens; checked by reading it back.
+    pub recs: Option<Vec<u8>>,
 }
 
 /// A llama-architecture GGUF (SmolLM2) to ship, and how to store it.
@@ -66,6 +70,7 @@ impl Default for BuildOptions {
                           but is not endorsed or certified by TMDB."
                     .into(),
             generator: None,
+            recs: None,
         }
     }
 }
@@ -188,6 +193,13 @@ pub fn build_bundle(
         if let Some(adapter) = adapter {
             bundle.add_optional(part::ADAPTER, "tagline-lora.safetensors", adapter);
         }
+    }
+    if let Some(recs) = &options.recs {
+        crate::recommend::part::RecsPart::from_json(recs).map_err(|e| Error::PartDecode {
+            part: part::RECS.into(),
+            message: e.to_string(),
+        })?;
+        bundle.add_optional(part::RECS, "recs.json", recs.clone());
     }
     Ok((bundle, timings))
 }

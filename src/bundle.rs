@@ -36,14 +36,25 @@ pub mod part {
     pub const GENERATOR: &str = "generator";
     /// The parts every bundle has.
     pub const ALL: [&str; 4] = [MOVIES, INDEX, EMBEDDER, TOKENIZER];
-    /// The optional parts this build knows.
     /// The generator's LoRA adapter (safetensors, `generate::adapter`).
     pub const ADAPTER: &str = "adapter";
-    pub const OPTIONAL: [&str; 2] = [GENERATOR, ADAPTER];
+    /// The recommender's data (`recommend::part`, JSON): MovieLens titles, each movie's
+    /// nearest movies and rating counts, never a rating.
+    pub const RECS: &str = "recs";
+    /// The optional parts this build knows.
+    pub const OPTIONAL: [&str; 3] = [GENERATOR, ADAPTER, RECS];
+    /// Parts a reader fetches only when a feature first needs them (the page's Recommend
+    /// tab), so they do not add to the first load.
+    pub const ON_DEMAND: [&str; 1] = [RECS];
 
     /// Whether this build knows a part called `name`.
     pub fn is_known(name: &str) -> bool {
         ALL.contains(&name) || OPTIONAL.contains(&name)
+    }
+
+    /// Whether a part is fetched on demand rather than at load.
+    pub fn is_on_demand(name: &str) -> bool {
+        ON_DEMAND.contains(&name)
     }
 }
 
@@ -424,5 +435,17 @@ mod tests {
         evil.parts[0].file = "../etc/passwd".into();
         assert!(read_part(&dir, &evil, &evil.parts[0].name.clone()).is_err());
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_recs_part_is_known_optional_and_on_demand() {
+        let mut b = sample_bundle();
+        b.add_optional(part::RECS, "recs.json", b"{}".to_vec());
+        let m = Manifest::from_json(&b.manifest.to_json()).expect("parses");
+        assert!(m.known_parts().any(|p| p.name == part::RECS));
+        assert!(part::is_on_demand(part::RECS));
+        assert!(part::ALL.iter().all(|name| !part::is_on_demand(name)));
+        // A bundle without it is still whole: the page then has no Recommend data.
+        assert!(Manifest::from_json(&sample_bundle().manifest.to_json()).is_ok());
     }
 }

@@ -8,11 +8,15 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use marquee::builder::{build_bundle, BuildOptions, GeneratorSource, ModelFiles, Progress};
-use marquee::catalogue::{Catalogue, ColumnMapping};
+use marquee::catalogue::{Catalogue, ColumnMapping, Movie};
 use marquee::embed::parse_gguf_dtype;
 use marquee::index::HnswParams;
 
-use crate::paths;
+use marquee::recommend::join;
+use marquee::recommend::part::RecsPart;
+use marquee::recommend::rank;
+
+use crate::{movielens, paths};
 
 #[derive(Args)]
 pub struct BuildArgs {
@@ -79,6 +83,13 @@ pub struct BuildArgs {
     /// are; candle has no SIMD kernel for Q4_1).
     #[arg(long, default_value = "q4_0")]
     generator_dtype: String,
+    /// MovieLens 100K directory the recommender's part is derived from (neighbour lists and
+    /// rating counts, no ratings) [default: $MARQUEE_CACHE/assets/movielens]
+    #[arg(long, conflicts_with = "no_recs")]
+    movielens: Option<PathBuf>,
+    /// Build without the recommender's part (the page then has no Recommend data).
+    #[arg(long)]
+    no_recs: bool,
     /// Seed for the HNSW layer assignment.
     #[arg(long, default_value_t = HnswParams::default().seed)]
     seed: u64,
@@ -128,6 +139,23 @@ fn generator_source(args: &BuildArgs) -> anyhow::Result<Option<GeneratorSource>>
     }))
 }
 
+/// The recommender's part from MovieLens, its titles joined to the catalogue being built
+/// (so its TMDB ids point into this bundle's movies).
+fn recs_part(args: &BuildArgs, catalogue: &[Movie]) -> anyhow::Result<Option<Vec<u8>>> {
+    if args.no_recs {
+        return Ok(None);
+    }
+    let dataset = movielens::load(args.movielens.as_deref())
+        .context("the recommender's part needs MovieLens 100K (or pass --no-recs)")?;
+    let joined = movielens::Joined {
+        join: join::join(&dataset.movies, catalogue),
+        tmdb: catalogue.to_vec(),
+    };
+    let part = RecsPart::build(&dataset, &joined.join, &joined.tmdb, rank::PAGE_NEIGHBOURS)?;
+    println!("recs part: {}", joined.summary());
+    Ok(Some(part.to_json()?))
+}
+
 pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let catalogue_path = args
@@ -172,6 +200,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             .map_or_else(String::new, |n| n.to_string_lossy().into()),
         columns,
         generator: generator_source(&args)?,
+        recs: recs_part(&args, &catalogue.movies)?,
         ..BuildOptions::default()
     };
 
