@@ -88,7 +88,11 @@ fn the_note_streams_a_paragraph_about_the_recommendations_and_stop_ends_it() {
     let (prompt_tokens, in_prompt) = built.expect("the prompt was built");
     let prompt = started.prompt.expect("a prompt");
     // The budget may drop the last ones; the first always fits.
-    assert!((1..=request.note_movies).contains(&in_prompt), "{}", prompt.text);
+    assert!(
+        (1..=request.note_movies).contains(&in_prompt),
+        "{}",
+        prompt.text
+    );
     assert!(prompt_tokens <= 512);
     let first = recommender.label(started.recommendations[0].item);
     assert!(prompt.text.contains(&first), "{}", prompt.text);
