@@ -384,21 +384,6 @@ async function stream(id) {
   }
 }
 
-// Steps the generation of job `id` until it is done or another job takes over.
-async function stream(id) {
-  await tick(); // let a Stop that came in during retrieval or ranking through
-  while (activeId === id) {
-    const event = session.step();
-    if (event === null) break;
-    // undefined: a model pass made no text certain yet (beam search); step again.
-    if (event !== undefined) {
-      post(event);
-      if (event.type === 'done') break;
-    }
-    await tick();
-  }
-}
-
 function cancel(id) {
   if (session && activeId !== null && (id === undefined || id === activeId)) {
     activeId = null;
