@@ -1,6 +1,3 @@
-    this.els.list.replaceChildren(...(m.movies || []).map(renderRec));
-    // From the change to the new list in the DOM: what a visitor waits for.
-    const ms = sent === undefined ? null : performance.now() - sent;
 // The "Recommend" view: search-as-you-type over MovieLens titles to rate movies 1–5 (or an
 // example profile to start from), the top 10 re-ranked on every change, each with the rated
 // movies it came from, and on demand a streamed note on why (Stop ends it). Ratings stay in
