@@ -47,7 +47,7 @@ fn every_example_profile_resolves_and_gets_ten_recommendations_with_sources() {
         let started = start(&recommender, &tmdb, None, &request, |_| {}).expect("ranks");
         assert_eq!(started.recommendations.len(), 10, "{}", profile.name);
         assert!(
-            started.recommendations[0].because.len() >= 1,
+            !started.recommendations[0].because.is_empty(),
             "{}",
             profile.name
         );
