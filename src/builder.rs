@@ -37,6 +37,10 @@ pub struct BuildOptions {
     pub attribution: String,
     /// The tagline generator to ship in the bundle, if any.
     pub generator: Option<GeneratorSource>,
+    /// The recommender's part (`recommend::part::RecsPart` as JSON, built from MovieLens by
+    /// the caller), shipped as an optional part the page fetches when its Recommend tab
+    /// first opens; checked by reading it back.
+    pub recs: Option<Vec<u8>>,
     /// The Ask tab's passages to build from these facts, if any.
     pub passages: Option<PassageSource>,
 }
@@ -78,6 +82,7 @@ impl Default for BuildOptions {
                     .into(),
             generator: None,
             passages: None,
+            recs: None,
         }
     }
 }
@@ -228,6 +233,13 @@ pub fn build_bundle(
     if let Some((passages, index)) = passages {
         bundle.add_optional(part::PASSAGES, "passages.json", passages.to_json());
         bundle.add_optional(part::PASSAGE_INDEX, "passage-index.bin", index.to_bytes()?);
+    }
+    if let Some(recs) = &options.recs {
+        crate::recommend::part::RecsPart::from_json(recs).map_err(|e| Error::PartDecode {
+            part: part::RECS.into(),
+            message: e.to_string(),
+        })?;
+        bundle.add_optional(part::RECS, "recs.json", recs.clone());
     }
     Ok((bundle, timings))
 }

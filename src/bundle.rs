@@ -36,21 +36,30 @@ pub mod part {
     pub const GENERATOR: &str = "generator";
     /// The parts every bundle has.
     pub const ALL: [&str; 4] = [MOVIES, INDEX, EMBEDDER, TOKENIZER];
-    /// The optional parts this build knows.
     /// The generator's LoRA adapter (safetensors, `generate::adapter`).
     pub const ADAPTER: &str = "adapter";
     /// The Ask tab's documents and chunks (JSON, `qa::Passages`).
     pub const PASSAGES: &str = "passages";
     /// The chunks' MiniLM vectors (the `index` part's format).
     pub const PASSAGE_INDEX: &str = "passage-index";
-    pub const OPTIONAL: [&str; 4] = [GENERATOR, ADAPTER, PASSAGES, PASSAGE_INDEX];
-    /// Optional parts a page fetches only when a view first needs them (the Ask tab's), so
-    /// the tagline page's first load does not grow with every job the bundle carries.
-    pub const ON_DEMAND: [&str; 2] = [PASSAGES, PASSAGE_INDEX];
+    /// The recommender's data (`recommend::part`, JSON): MovieLens titles, each movie's
+    /// nearest movies and rating counts, never a rating.
+    pub const RECS: &str = "recs";
+    /// The optional parts this build knows.
+    pub const OPTIONAL: [&str; 5] = [GENERATOR, ADAPTER, PASSAGES, PASSAGE_INDEX, RECS];
+    /// Optional parts a reader fetches only when a view first needs them (the Ask and
+    /// Recommend tabs'), so the tagline page's first load does not grow with every job the
+    /// bundle carries.
+    pub const ON_DEMAND: [&str; 3] = [PASSAGES, PASSAGE_INDEX, RECS];
 
     /// Whether this build knows a part called `name`.
     pub fn is_known(name: &str) -> bool {
         ALL.contains(&name) || OPTIONAL.contains(&name)
+    }
+
+    /// Whether a part is fetched on demand rather than at load.
+    pub fn is_on_demand(name: &str) -> bool {
+        ON_DEMAND.contains(&name)
     }
 }
 
@@ -190,12 +199,6 @@ impl Manifest {
     /// are left out.
     pub fn known_parts(&self) -> impl Iterator<Item = &PartInfo> {
         self.parts.iter().filter(|p| part::is_known(&p.name))
-    }
-
-    /// The known parts a page loads at start: all but the on-demand ones.
-    pub fn start_parts(&self) -> impl Iterator<Item = &PartInfo> {
-        self.known_parts()
-            .filter(|p| !part::ON_DEMAND.contains(&p.name.as_str()))
     }
 
     /// Checks that `bytes` are exactly the part the manifest describes: size, then sha256.
@@ -406,8 +409,8 @@ mod tests {
         let m = Manifest::from_json(&b.manifest.to_json()).expect("readable");
         assert!(m.known_parts().any(|p| p.name == part::PASSAGES));
         assert!(
-            m.start_parts().all(|p| p.name != part::PASSAGES),
-            "fetched on demand"
+            part::is_on_demand(part::PASSAGES),
+            "fetched when the tab opens"
         );
         b.add("ratings", "ratings.bin", b"needed".to_vec());
         let err = Manifest::from_json(&b.manifest.to_json()).expect_err("refused");
@@ -444,5 +447,17 @@ mod tests {
         evil.parts[0].file = "../etc/passwd".into();
         assert!(read_part(&dir, &evil, &evil.parts[0].name.clone()).is_err());
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_recs_part_is_known_optional_and_on_demand() {
+        let mut b = sample_bundle();
+        b.add_optional(part::RECS, "recs.json", b"{}".to_vec());
+        let m = Manifest::from_json(&b.manifest.to_json()).expect("parses");
+        assert!(m.known_parts().any(|p| p.name == part::RECS));
+        assert!(part::is_on_demand(part::RECS));
+        assert!(part::ALL.iter().all(|name| !part::is_on_demand(name)));
+        // A bundle without it is still whole: the page then has no Recommend data.
+        assert!(Manifest::from_json(&sample_bundle().manifest.to_json()).is_ok());
     }
 }

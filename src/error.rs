@@ -63,6 +63,10 @@ pub enum Error {
     #[error("bundle part {part:?} cannot be decoded: {message}")]
     PartDecode { part: String, message: String },
 
+    /// Recommendation input (ratings, titles, the recs part), worded by `recommend`.
+    #[error("{0}")]
+    Recommend(#[from] crate::recommend::RecommendError),
+
     #[error("{path}: {source}")]
     Io {
         path: String,

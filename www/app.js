@@ -4,12 +4,14 @@
 
 import { WorkerClient } from './client.js';
 import { TaglineView } from './tagline-view.js';
+import { RecsView } from './recs-view.js';
 import { $, el, mb, pct, num } from './dom.js';
 
 const els = {
   loading: $('loading'), overallProgress: $('overall-progress'), overallText: $('overall-text'),
   assets: $('assets'), readyLine: $('ready-line'), error: $('error'), notices: $('notices'),
   attribution: $('catalogue-attribution'),
+  tabs: [...document.querySelectorAll('[role="tab"]')],
 };
 
 let ready = false;
@@ -28,6 +30,7 @@ function setState(state) {
   document.body.dataset.state = state;
   generating = state === 'generating';
   tagline.update(ready, generating);
+  recs.update(ready, generating);
 }
 
 function clearError() {
@@ -126,6 +129,9 @@ function onReady(m) {
   // The catalogue's own attribution travels in its bundle.
   els.attribution.textContent = m.attribution || '';
   els.attribution.hidden = !m.attribution;
+  recs.onBundleReady(m.recommend);
+  tabFor('recommend').hidden = !m.recommend;
+  if (!m.recommend && selectedTab() === 'recommend') selectTab('tagline');
   // Warnings (quota, caching disabled…) are non-fatal: the app works, just less well.
   els.notices.replaceChildren(...(m.warnings || []).map((w) => {
     const p = el('p', 'notice', w);
@@ -133,9 +139,20 @@ function onReady(m) {
     return p;
   }));
   setState('ready');
+  if (selectedTab() === 'recommend') recs.open();
 }
 
 function onError(m) {
+  // The Recommend tab's own requests: its load (with a retry there) and its rankings.
+  if (m.id != null && m.id === client.current.load_recs) {
+    recs.onError(m, true);
+    return;
+  }
+  if (m.id != null && m.id === client.current.recommend) {
+    recs.onError(m, false);
+    setState(ready ? 'ready' : 'loading');
+    return;
+  }
   showError(m.message, m.fatal);
   tagline.onError(generating);
   if (m.fatal) {
@@ -152,16 +169,49 @@ function onCrash(message) {
   showError(`The model worker failed: ${message}`, true);
 }
 
+// ---------- tabs ----------
+// Two tabs, one per job; the URL's hash keeps the one open across reloads.
+const tabFor = (name) => els.tabs.find((t) => t.dataset.tab === name);
+const selectedTab = () => els.tabs.find((t) => t.getAttribute('aria-selected') === 'true')?.dataset.tab;
+
+function selectTab(name) {
+  for (const tab of els.tabs) {
+    const on = tab.dataset.tab === name;
+    tab.setAttribute('aria-selected', String(on));
+    tab.tabIndex = on ? 0 : -1;
+    $(tab.getAttribute('aria-controls')).hidden = !on;
+  }
+  history.replaceState(null, '', name === 'tagline' ? location.pathname + location.search : `#${name}`);
+  if (name === 'recommend') recs.open();
+}
+
+for (const tab of els.tabs) {
+  tab.addEventListener('click', () => selectTab(tab.dataset.tab));
+  tab.addEventListener('keydown', (e) => {
+    if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
+    const visible = els.tabs.filter((t) => !t.hidden);
+    const next = visible[(visible.indexOf(tab) + (e.key === 'ArrowRight' ? 1 : visible.length - 1)) % visible.length];
+    next.focus();
+    selectTab(next.dataset.tab);
+  });
+}
+
 // ---------- wiring ----------
+// Generation events carry their task: each goes to its view.
+const viewOf = (m) => (m.task === 'recommend' ? recs : tagline);
 const client = new WorkerClient({
-  progress: onProgress,
+  progress: (m) => (m.asset === 'recs' ? recs.onProgress(m) : onProgress(m)),
   ready: onReady,
   error: onError,
   retrieved: (m) => tagline.onRetrieved(m),
-  token: (m) => tagline.onToken(m),
-  done: (m) => { tagline.onDone(m); setState('ready'); },
+  recs_ready: (m) => recs.onReady(m),
+  recommended: (m) => recs.onRecommended(m),
+  token: (m) => viewOf(m).onToken(m),
+  done: (m) => { viewOf(m).onDone(m); setState('ready'); },
 }, onCrash);
 const tagline = new TaglineView(client, page);
+const recs = new RecsView(client, page);
+selectTab(location.hash === '#recommend' ? 'recommend' : 'tagline');
 
 navigator.serviceWorker?.register('./sw.js').catch((err) => console.warn('service worker registration failed', err));
 startLoad();

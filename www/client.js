@@ -1,5 +1,7 @@
-// The page's side of the worker protocol: one module worker, query ids (a message about an
-// older query is stale and dropped), and a restart when the worker script itself failed.
+// The page's side of the worker protocol: one module worker, job ids, and a restart when
+// the worker script itself failed. Each task keeps its own latest id: a message about an
+// older job of the same task is stale and dropped, while a tagline streaming and the
+// Recommend tab re-ranking do not make each other's messages stale.
 // Every message is built by protocol.js, generated from web/src/protocol.rs.
 
 import * as protocol from './protocol.js';
@@ -10,7 +12,9 @@ export class WorkerClient {
   constructor(handlers, onCrash) {
     this.handlers = handlers;
     this.onCrash = onCrash;
-    this.currentId = 0; // the query in flight (or the last one); older ids are stale
+    this.lastId = 0;
+    this.current = {}; // task -> the id of its latest job; older ones are stale
+    this.generating = null; // the id of the job whose text is being written, if any
     this.broken = false;
     this.worker = this.create();
   }
@@ -26,8 +30,19 @@ export class WorkerClient {
     return worker;
   }
 
+  // Whether a message with an id belongs to the latest job of its task (an error names no
+  // task: it counts if it is any task's latest).
+  isCurrent(message) {
+    if (message.id == null) return true;
+    if (message.task) return this.current[message.task] === message.id;
+    return Object.values(this.current).includes(message.id);
+  }
+
   receive(message) {
-    if (message.id != null && message.id !== this.currentId) return;
+    // Even a stale job's end means nothing is being written any more.
+    const ended = message.type === 'done' || message.type === 'error';
+    if (ended && message.id === this.generating) this.generating = null;
+    if (!this.isCurrent(message)) return;
     const handler = this.handlers[message.type];
     if (handler) handler(message);
     else console.warn('unknown worker message', message.type);
@@ -43,14 +58,38 @@ export class WorkerClient {
     this.worker.postMessage(protocol.load());
   }
 
-  // Starts a `task` query with `fields` (the rest take the engine's defaults); returns its id.
-  query(task, fields) {
-    this.currentId += 1;
-    this.worker.postMessage(protocol.query({ ...fields, id: this.currentId, task }));
-    return this.currentId;
+  nextId(task) {
+    this.lastId += 1;
+    this.current[task] = this.lastId;
+    return this.lastId;
   }
 
+  // Starts a `task` query with `fields` (the rest take the engine's defaults); returns its id.
+  query(task, fields) {
+    const id = this.nextId(task);
+    this.generating = id;
+    this.worker.postMessage(protocol.query({ ...fields, id, task }));
+    return id;
+  }
+
+  // Fetches the recommender's part (the Recommend tab's first opening); its errors carry
+  // the returned id (kept as `current.load_recs`).
+  loadRecs() {
+    const id = this.nextId('load_recs');
+    this.worker.postMessage(protocol.load_recs({ id }));
+    return id;
+  }
+
+  // Ranks for `fields.ratings`; with `fields.note`, the note is written too. Returns its id.
+  recommend(fields) {
+    const id = this.nextId(protocol.TASKS.recommend);
+    if (fields.note) this.generating = id;
+    this.worker.postMessage(protocol.recommend({ ...fields, id }));
+    return id;
+  }
+
+  // Stops the text being written, whichever task writes it.
   cancel() {
-    this.worker.postMessage(protocol.cancel({ id: this.currentId }));
+    if (this.generating !== null) this.worker.postMessage(protocol.cancel({ id: this.generating }));
   }
 }

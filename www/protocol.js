@@ -2,7 +2,7 @@
 // this file; MARQUEE_WRITE_FIXTURES=1 rewrites it.
 
 /** The jobs, by the name their messages carry. */
-export const TASKS = { tagline: "tagline" };
+export const TASKS = { tagline: "tagline", recommend: "recommend" };
 
 /** A tagline query's fields left out take these values (the engine's defaults). */
 export const TAGLINE_DEFAULTS = Object.freeze({
@@ -20,7 +20,8 @@ export const TAGLINE_DEFAULTS = Object.freeze({
   "max_tokens": 32,
   "decoding": "sampled",
   "beam_width": 4,
-  "length_penalty": 1.0
+  "length_penalty": 1.0,
+  "no_repeat_ngram": 3
 });
 
 /** The bounds the engine checks a tagline query against. */
@@ -31,7 +32,35 @@ export const TAGLINE_LIMITS = Object.freeze({
   "max_repeat_penalty": 2.0,
   "max_tokens": 128,
   "max_beam_width": 8,
-  "max_length_penalty": 2.0
+  "max_length_penalty": 2.0,
+  "max_no_repeat_ngram": 8
+});
+
+/** A recommend request's fields left out take these values (the engine's defaults). */
+export const RECOMMEND_DEFAULTS = Object.freeze({
+  "ratings": [],
+  "n": 10,
+  "note": true,
+  "note_movies": 4,
+  "temperature": 0.7,
+  "top_k": 40,
+  "top_p": 0.9,
+  "repeat_penalty": 1.2,
+  "seed": 299792458,
+  "max_tokens": 96
+});
+
+/** The bounds the engine checks a recommend request against. */
+export const RECOMMEND_LIMITS = Object.freeze({
+  "max_ratings": 1000,
+  "max_n": 50,
+  "max_note_movies": 8,
+  "max_temperature": 2.0,
+  "max_top_k": 200,
+  "max_repeat_penalty": 2.0,
+  "max_tokens": 256,
+  "min_stars": 1.0,
+  "max_stars": 5.0
 });
 
 function complete(type, fields, names) {
@@ -47,7 +76,13 @@ function complete(type, fields, names) {
 export const load = (fields = {}) => complete('load', fields, []);
 
 /** Page → worker: `query`. */
-export const query = (fields = {}) => complete('query', { ...TAGLINE_DEFAULTS, ...fields }, ['beam_width', 'decoding', 'examples', 'examples_seed', 'id', 'idea', 'k', 'length_penalty', 'max_tokens', 'mode', 'repeat_penalty', 'seed', 'style', 'task', 'temperature', 'top_k', 'top_p']);
+export const query = (fields = {}) => complete('query', { ...TAGLINE_DEFAULTS, ...fields }, ['beam_width', 'decoding', 'examples', 'examples_seed', 'id', 'idea', 'k', 'length_penalty', 'max_tokens', 'mode', 'no_repeat_ngram', 'repeat_penalty', 'seed', 'style', 'task', 'temperature', 'top_k', 'top_p']);
+
+/** Page → worker: `load_recs`. */
+export const load_recs = (fields = {}) => complete('load_recs', fields, ['id']);
+
+/** Page → worker: `recommend`. */
+export const recommend = (fields = {}) => complete('recommend', { ...RECOMMEND_DEFAULTS, ...fields }, ['id', 'max_tokens', 'n', 'note', 'note_movies', 'ratings', 'repeat_penalty', 'seed', 'temperature', 'top_k', 'top_p']);
 
 /** Page → worker: `cancel`. */
 export const cancel = (fields = {}) => complete('cancel', fields, ['id']);
@@ -56,10 +91,16 @@ export const cancel = (fields = {}) => complete('cancel', fields, ['id']);
 export const progress = (fields = {}) => complete('progress', fields, ['asset', 'cached', 'file', 'loaded', 'overall_loaded', 'overall_total', 'retry', 'stage', 'total']);
 
 /** Worker → page: `ready`. */
-export const ready = (fields = {}) => complete('ready', fields, ['attribution', 'cached_bytes', 'downloaded_bytes', 'generator', 'load_ms', 'movies', 'warnings']);
+export const ready = (fields = {}) => complete('ready', fields, ['attribution', 'cached_bytes', 'downloaded_bytes', 'generator', 'load_ms', 'movies', 'recommend', 'warnings']);
 
 /** Worker → page: `retrieved`. */
 export const retrieved = (fields = {}) => complete('retrieved', fields, ['embed_ms', 'examples_in_prompt', 'id', 'mode', 'movies', 'prompt', 'prompt_tokens', 'search_ms', 'task']);
+
+/** Worker → page: `recs_ready`. */
+export const recs_ready = (fields = {}) => complete('recs_ready', fields, ['cached_bytes', 'downloaded_bytes', 'load_ms', 'movies', 'profiles', 'source']);
+
+/** Worker → page: `recommended`. */
+export const recommended = (fields = {}) => complete('recommended', fields, ['id', 'movies', 'movies_in_prompt', 'note', 'prompt_tokens', 'rank_ms', 'task']);
 
 /** Worker → page: `token`. */
 export const token = (fields = {}) => complete('token', fields, ['id', 'task', 'text', 'tokens', 'tokens_per_s']);

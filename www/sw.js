@@ -17,6 +17,8 @@ const SHELL = [
   './client.js',
   './dom.js',
   './protocol.js',
+  './recs-store.js',
+  './recs-view.js',
   './tagline-view.js',
   './worker.js',
   './style.css',

@@ -14,6 +14,12 @@
 // Queries: `session.query` runs the job up to its generation, then `session.step` until it
 // is done (each call one piece of text, or one beam-search pass that made no text certain),
 // yielding to the event loop in between so a `cancel` message gets through.
+//
+// Recommendations: the recs part is on demand (the manifest says which parts are), fetched
+// and cached like the others on the first `load_recs`, when the page's Recommend tab first
+// opens, so the first load does not grow. `recommend` ranks between any two model passes
+// (a tagline streaming does not hold it up); with `note` it stops any generation under way
+// and streams the note as a query streams its tagline.
 // Every message is built by protocol.js, generated from web/src/protocol.rs.
 
 import init, { Session } from './marquee-web.js';
@@ -28,6 +34,10 @@ const RETRY_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
 let session = null;
 let loading = null;
 let activeId = null;
+// The cache, and the parts fetched on demand (not at load), kept from the last load.
+let partsCache = null;
+let onDemand = [];
+let recsLoading = null;
 
 const post = (message) => self.postMessage(message);
 
@@ -39,6 +49,12 @@ self.onmessage = (event) => {
       break;
     case 'query':
       runQuery(message);
+      break;
+    case 'load_recs':
+      recsLoading ??= loadRecs(message.id).finally(() => { recsLoading = null; });
+      break;
+    case 'recommend':
+      runRecommend(message);
       break;
     case 'cancel':
       cancel(message.id);
@@ -61,10 +77,13 @@ async function load() {
       throw new Error(`cannot load the bundle manifest (HTTP ${manifestResponse.status})`);
     }
     const next = new Session(new Uint8Array(await manifestResponse.arrayBuffer()));
-    const parts = next.parts();
+    const all = next.parts();
+    const parts = all.filter((part) => !part.on_demand);
     const stats = { downloaded: 0, cached: 0, warnings: [], uncached: [] };
     const progress = new Progress(parts);
     const cache = await openCache(stats.warnings);
+    partsCache = cache;
+    onDemand = all.filter((part) => part.on_demand);
     // Download in parallel; each part is verified as it arrives.
     // The first part that fails stops the others' downloads (and their progress).
     const abort = new AbortController();
@@ -78,11 +97,13 @@ async function load() {
     progress.stage('init');
     const loaded = next.finish();
     session = next;
-    if (cache) await forgetOtherParts(cache, parts);
+    // On-demand parts count as current: a cached recs part survives the next load.
+    if (cache) await forgetOtherParts(cache, all);
     post(protocol.ready({
       movies: loaded.movies,
       generator: loaded.generator,
       attribution: loaded.attribution,
+      recommend: loaded.recommend,
       load_ms: performance.now() - started,
       downloaded_bytes: stats.downloaded,
       cached_bytes: stats.cached,
@@ -288,24 +309,78 @@ async function runQuery(request) {
     post(protocol.error({ id: request.id, message: 'The models are still loading.', fatal: false }));
     return;
   }
+  if (activeId !== null) cancel(activeId); // a note being written ends as `cancelled`
   activeId = request.id;
   try {
     post(session.query(request));
-    await tick(); // let a Stop that came in during retrieval through
-    while (activeId === request.id) {
-      const event = session.step();
-      if (event === null) break;
-      // undefined: a model pass made no text certain yet (beam search); step again.
-      if (event !== undefined) {
-        post(event);
-        if (event.type === 'done') break;
-      }
-      await tick();
-    }
+    await stream(request.id);
   } catch (error) {
     post(protocol.error({ id: request.id, message: describe(error), fatal: false }));
   } finally {
     if (activeId === request.id) activeId = null;
+  }
+}
+
+// Fetches (or takes from the cache) the recs part and opens it: `recs_ready`, or an error
+// with the request's id, which the Recommend tab shows with a retry.
+async function loadRecs(id) {
+  const started = performance.now();
+  try {
+    if (!session) throw new Error('the models are still loading');
+    const part = onDemand.find((p) => p.name === 'recs');
+    if (!part) throw new Error('this bundle has none (it was built with --no-recs)');
+    const stats = { downloaded: 0, cached: 0, warnings: [], uncached: [] };
+    const progress = new Progress([part]);
+    await loadPart(session, part, partsCache, progress, stats, new AbortController().signal);
+    const opened = session.openRecs();
+    post(protocol.recs_ready({
+      movies: opened.movies,
+      profiles: opened.profiles,
+      source: opened.source,
+      load_ms: performance.now() - started,
+      downloaded_bytes: stats.downloaded,
+      cached_bytes: stats.cached,
+    }));
+  } catch (error) {
+    post(protocol.error({ id, message: `Recommendations: ${describe(error)}`, fatal: false }));
+  }
+}
+
+async function runRecommend(request) {
+  if (!session) {
+    post(protocol.error({ id: request.id, message: 'The models are still loading.', fatal: false }));
+    return;
+  }
+  let streaming = false;
+  try {
+    // One generation at a time: a note stops whatever is being written (its view hears
+    // `done` with `cancelled`); a ranking alone leaves it running.
+    if (request.note && activeId !== null) cancel(activeId);
+    const event = session.recommend(request);
+    post(event);
+    if (!event.note) return;
+    streaming = true;
+    activeId = request.id;
+    await stream(request.id);
+  } catch (error) {
+    post(protocol.error({ id: request.id, message: describe(error), fatal: false }));
+  } finally {
+    if (streaming && activeId === request.id) activeId = null;
+  }
+}
+
+// Steps the generation of job `id` until it is done or another job takes over.
+async function stream(id) {
+  await tick(); // let a Stop that came in during retrieval or ranking through
+  while (activeId === id) {
+    const event = session.step();
+    if (event === null) break;
+    // undefined: a model pass made no text certain yet (beam search); step again.
+    if (event !== undefined) {
+      post(event);
+      if (event.type === 'done') break;
+    }
+    await tick();
   }
 }
 

@@ -10,13 +10,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 use marquee::builder::{
     build_bundle, BuildOptions, GeneratorSource, ModelFiles, PassageSource, Progress,
 };
-use marquee::catalogue::{Catalogue, ColumnMapping};
+use marquee::catalogue::{Catalogue, ColumnMapping, Movie};
 use marquee::embed::parse_gguf_dtype;
 use marquee::index::HnswParams;
 use marquee::qa::facts::read_tmdb;
 use marquee::qa::ChunkParams;
 
-use crate::paths;
+use marquee::recommend::join;
+use marquee::recommend::part::RecsPart;
+use marquee::recommend::rank;
+
+use crate::{movielens, paths};
 
 #[derive(Args)]
 pub struct BuildArgs {
@@ -97,6 +101,13 @@ pub struct BuildArgs {
     /// Passage chunks: tokens shared by consecutive windows.
     #[arg(long, default_value_t = ChunkParams::default().overlap)]
     chunk_overlap: usize,
+    /// MovieLens 100K directory the recommender's part is derived from (neighbour lists and
+    /// rating counts, no ratings) [default: $MARQUEE_CACHE/assets/movielens]
+    #[arg(long, conflicts_with = "no_recs")]
+    movielens: Option<PathBuf>,
+    /// Build without the recommender's part (the page then has no Recommend data).
+    #[arg(long)]
+    no_recs: bool,
     /// Seed for the HNSW layer assignment.
     #[arg(long, default_value_t = HnswParams::default().seed)]
     seed: u64,
@@ -178,6 +189,23 @@ fn passage_source(args: &BuildArgs, catalogue: &Path) -> anyhow::Result<Option<P
     }))
 }
 
+/// The recommender's part from MovieLens, its titles joined to the catalogue being built
+/// (so its TMDB ids point into this bundle's movies).
+fn recs_part(args: &BuildArgs, catalogue: &[Movie]) -> anyhow::Result<Option<Vec<u8>>> {
+    if args.no_recs {
+        return Ok(None);
+    }
+    let dataset = movielens::load(args.movielens.as_deref())
+        .context("the recommender's part needs MovieLens 100K (or pass --no-recs)")?;
+    let joined = movielens::Joined {
+        join: join::join(&dataset.movies, catalogue),
+        tmdb: catalogue.to_vec(),
+    };
+    let part = RecsPart::build(&dataset, &joined.join, &joined.tmdb, rank::PAGE_NEIGHBOURS)?;
+    println!("recs part: {}", joined.summary());
+    Ok(Some(part.to_json()?))
+}
+
 pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let catalogue_path = args
@@ -223,6 +251,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
         columns,
         generator: generator_source(&args)?,
         passages: passage_source(&args, &catalogue_path)?,
+        recs: recs_part(&args, &catalogue.movies)?,
         ..BuildOptions::default()
     };
 

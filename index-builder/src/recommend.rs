@@ -1,19 +1,28 @@
 //! `index-builder recommend`: top-10 movies for a MovieLens user (`--user 196`) or for
 //! ratings given on the command line (`--rate "Toy Story=5"`), with what each came from.
-//! The default algorithm is the page's (item-KNN over neighbour lists); `--algo user` is
-//! user-KNN, which needs every user's ratings and so exists only here.
+//! The default algorithm is the page's (item-KNN over neighbour lists, through the engine's
+//! recommend task, as the page runs it), followed by the task's note on why, streamed, when
+//! the generator is at hand (`--no-note` skips it). `--algo user` is user-KNN, which needs
+//! every user's ratings and so exists only here, as does `--algo popular`; neither has a
+//! note (the task writes about the page's list).
 
+use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
+use marquee::generate::Generator;
 use marquee::recommend::join::{find_movie, parse_rating_arg};
 use marquee::recommend::part::RecsPart;
-use marquee::recommend::rank::{self, ItemNeighbours, Recommendation};
+use marquee::recommend::rank::{self, Recommendation};
 use marquee::recommend::{Dataset, Ratings};
+use marquee::task::recommend::{Rated, Recommend, RecommendRequest, Recommender};
+use marquee::task::{self, Phase, Run, RunEvent};
 
 use crate::movielens::{self, Joined};
+use crate::paths;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Algo {
@@ -54,6 +63,18 @@ pub struct RecommendArgs {
     /// Recommend from a part file, as the page does (item-KNN only).
     #[arg(long, conflicts_with = "algo")]
     part: Option<PathBuf>,
+    /// Do not write the note on why, even when the generator is there.
+    #[arg(long)]
+    no_note: bool,
+    /// Generator GGUF for the note [default: $MARQUEE_CACHE/assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf]
+    #[arg(long)]
+    generator: Option<PathBuf>,
+    /// The note's sampling seed.
+    #[arg(long, default_value_t = RecommendRequest::default().seed)]
+    seed: u64,
+    /// The note's length limit in tokens.
+    #[arg(long, default_value_t = RecommendRequest::default().max_tokens)]
+    max_tokens: usize,
 }
 
 pub fn run(args: RecommendArgs) -> anyhow::Result<()> {
@@ -76,24 +97,54 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<()> {
     }
     let (profile, user) = profile(&args, &dataset, &ratings)?;
     let clock = Instant::now();
-    let recs = match (&args.part, args.algo) {
-        (Some(path), _) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            RecsPart::from_json(&bytes)?.recommend(&profile, args.n)?
+    let mut ranked_ms = None;
+    let mut note = None;
+    let recs = match args.algo {
+        Algo::Item => {
+            let part = match &args.part {
+                Some(path) => {
+                    let bytes = std::fs::read(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    RecsPart::from_json(&bytes)?
+                }
+                None => RecsPart::build(&dataset, &joined.join, &joined.tmdb, args.neighbours)?,
+            };
+            let recommender = Recommender::new(part, &joined.tmdb);
+            let mut generator = note_generator(&args)?;
+            // Only the ranking is timed (the note is timed by print_note).
+            let ranking = Instant::now();
+            let request = RecommendRequest {
+                ratings: profile
+                    .iter()
+                    .map(|&(movie, stars)| Rated { movie, stars })
+                    .collect(),
+                n: args.n,
+                note: generator.is_some(),
+                seed: args.seed,
+                max_tokens: args.max_tokens,
+                ..RecommendRequest::default()
+            };
+            let started = task::recommend::start(
+                &recommender,
+                &joined.tmdb,
+                generator.as_mut(),
+                &request,
+                |phase| {
+                    if phase == Phase::Searched {
+                        ranked_ms = Some(ranking.elapsed().as_secs_f64() * 1e3);
+                    }
+                },
+            )?;
+            note = started.run.zip(generator);
+            started.recommendations
         }
-        (None, Algo::Item) => ItemNeighbours::build(&ratings, args.neighbours).recommend(
-            &profile,
-            rank::PAGE_WEIGHTING,
-            args.n,
-        )?,
-        (None, Algo::User) => rank::user_knn(&ratings, &profile, user, args.neighbours, args.n)?,
-        (None, Algo::Popular) => {
+        Algo::User => rank::user_knn(&ratings, &profile, user, args.neighbours, args.n)?,
+        Algo::Popular => {
             let seen: Vec<u32> = profile.iter().map(|p| p.0).collect();
             rank::most_popular(&rank::popularity(&ratings), &seen, args.n)
         }
     };
-    let ms = clock.elapsed().as_secs_f64() * 1e3;
+    let ms = ranked_ms.unwrap_or_else(|| clock.elapsed().as_secs_f64() * 1e3);
     println!("Rated ({}):", profile.len());
     for &(item, r) in profile.iter().take(12) {
         println!("  {r:.0}★  {}", movielens::title(&dataset, item));
@@ -105,9 +156,57 @@ pub fn run(args: RecommendArgs) -> anyhow::Result<()> {
     for (rank, rec) in recs.iter().enumerate() {
         print_rec(rank, rec, args.algo, &dataset, &joined, &profile);
     }
+    eprintln!("\n{}; ranked in {ms:.2} ms", joined.summary());
+    if let Some((run, mut generator)) = note {
+        print_note(run, &mut generator)?;
+    }
+    Ok(())
+}
+
+/// The generator that writes the note: none with `--no-note` or another algorithm than the
+/// page's, and none (said so) when the default file is not there.
+fn note_generator(args: &RecommendArgs) -> anyhow::Result<Option<Generator>> {
+    if args.no_note || args.algo != Algo::Item {
+        return Ok(None);
+    }
+    let path = paths::generator(args.generator.clone());
+    if args.generator.is_none() && !path.is_file() {
+        eprintln!(
+            "(no note: no generator at {}; scripts/fetch_assets.py --only smollm2 fetches it)",
+            path.display()
+        );
+        return Ok(None);
+    }
+    let bytes = paths::read_generator(&path)?;
+    // The base model: the tagline adapter was trained to write taglines, not paragraphs.
+    let mut generator = crate::tagline::load_generator(&bytes, &path)?;
+    marquee::task::prime::<Recommend>(&mut generator)?;
+    Ok(Some(generator))
+}
+
+/// Streams the note to stdout; its timing to stderr.
+fn print_note(run: Run, generator: &mut Generator) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut first = None;
+    println!("\nWhy you might like these:");
+    let done = run.to_end(generator, |event| {
+        if let RunEvent::Text(piece) = event {
+            first.get_or_insert_with(Instant::now);
+            print!("{piece}");
+            std::io::stdout().flush().ok();
+        }
+        ControlFlow::Continue(())
+    })?;
+    println!();
+    let to_first = first.map_or(0.0, |t| (t - started).as_secs_f64());
     eprintln!(
-        "\n{}; neighbours built and ranked in {ms:.1} ms",
-        joined.summary()
+        "note: {} prompt tokens ({} cached), first text after {to_first:.2} s, {} tokens in \
+         {:.2} s, stop: {:?}",
+        done.prompt_tokens,
+        done.cached_prompt_tokens,
+        done.tokens.len(),
+        started.elapsed().as_secs_f64(),
+        done.stop
     );
     Ok(())
 }

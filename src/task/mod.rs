@@ -12,7 +12,11 @@
 //! - [`tagline`]: a movie idea in, similar movies and a tagline out.
 //! - [`ask`]: a question in, passages and a short answer out.
 
+//! - [`recommend`]: a visitor's ratings in, recommended movies (each with the rated movies
+//!   it came from) and a paragraph on why, out.
+
 pub mod ask;
+pub mod recommend;
 pub mod tagline;
 
 use std::ops::ControlFlow;
@@ -64,6 +68,9 @@ pub enum StopRule {
     EndOfText,
     /// At the first line break after some text; line breaks before any text are skipped.
     FirstLine,
+    /// At the first blank line after some text (a paragraph's end); line breaks before any
+    /// text are skipped.
+    FirstParagraph,
 }
 
 impl StopRule {
@@ -86,6 +93,23 @@ impl StopRule {
                         return (out, true);
                     }
                     out.push(ch);
+                }
+                (out, false)
+            }
+            StopRule::FirstParagraph => {
+                let mut out = String::new();
+                let mut previous = shown.chars().last();
+                for ch in piece.chars() {
+                    if ch == '\n' {
+                        if shown.trim().is_empty() && out.trim().is_empty() {
+                            continue;
+                        }
+                        if previous == Some('\n') {
+                            return (out, true);
+                        }
+                    }
+                    out.push(ch);
+                    previous = Some(ch);
                 }
                 (out, false)
             }
@@ -233,5 +257,19 @@ mod tests {
             StopRule::EndOfText.apply("a", "b\nc"),
             ("b\nc".into(), false)
         );
+    }
+
+    #[test]
+    fn first_paragraph_ends_at_a_blank_line_across_pieces() {
+        let rule = StopRule::FirstParagraph;
+        assert_eq!(rule.apply("", "\n\nWarm"), ("Warm".into(), false));
+        assert_eq!(
+            rule.apply("Warm", " and\nwitty"),
+            (" and\nwitty".into(), false)
+        );
+        assert_eq!(rule.apply("Warm and\n", "\nMore"), (String::new(), true));
+        assert_eq!(rule.apply("Warm", ".\n\nMore"), (".\n".into(), true));
+        assert!(rule.ends("Warm.\n\nMore"));
+        assert!(!rule.ends("\n\nWarm.\nMore"));
     }
 }

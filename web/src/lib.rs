@@ -1,25 +1,28 @@
 //! Marquee in the browser: a thin layer that exposes the engine to the page's Web Worker
 //! (`www/worker.js`). The worker fetches and caches the bundle's parts, hands each to a
 //! [`Session`] (which verifies it against the manifest), then drives queries: `query`
-//! retrieves and starts a generation (sampled or beam search), `step` decodes one piece of
-//! the tagline, `cancel` stops it. One model pass per call lets the worker return to its
-//! event loop between tokens (and between a beam search's passes), so a Stop message is
-//! handled within one pass.
+//! retrieves and starts a generation (sampled or beam search), `recommend` ranks movies for
+//! ratings (once `openRecs` has the on-demand recs part) and may start the note on why,
+//! `step` decodes one piece of either, `cancel` stops it. One model pass per call lets the
+//! worker return to its event loop between tokens (and between a beam search's passes), so
+//! a Stop message, or a re-ranking as the visitor rates, is handled within one pass.
 //!
 //! Everything model-related lives in the `marquee` engine crate; this crate only converts
 //! between JS values and engine types and keeps the clock (the engine has none).
 
 pub mod protocol;
+mod recs;
 
 use std::collections::HashMap;
 
 use marquee::bundle::{part, Manifest};
 use marquee::generate::{Adapter, AdapterMode, Generator};
 use marquee::retriever::Retriever;
+use marquee::task::recommend::{Recommender, ResolvedProfile};
 use marquee::task::tagline::Tagline;
 use marquee::task::{Phase, Run, RunEvent};
 use marquee::Error;
-use protocol::{Event, MovieHit, Request, TaskName};
+use protocol::{Event, MovieHit, RecsTitle, Request, TaskName};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -30,6 +33,11 @@ pub struct Session {
     parts: HashMap<String, Vec<u8>>,
     retriever: Option<Retriever>,
     generator: Option<Generator>,
+    /// The tagline adapter, when the bundle ships one, and whether it is applied now.
+    adapter: Option<Adapter>,
+    adapter_on: bool,
+    /// From the recs part, once the Recommend tab has asked for it.
+    recommender: Option<Recommender>,
     running: Option<Running>,
 }
 
@@ -50,6 +58,8 @@ struct PartToFetch {
     file: String,
     bytes: u64,
     sha256: String,
+    /// Fetched when a feature first needs it, not at load (see `bundle::part::ON_DEMAND`).
+    on_demand: bool,
 }
 
 /// What `finish` learned, for the worker's `ready` message.
@@ -58,6 +68,16 @@ struct Loaded {
     movies: usize,
     generator: Option<String>,
     attribution: String,
+    /// Whether the bundle has the recs part (the Recommend tab).
+    recommend: bool,
+}
+
+/// What `openRecs` learned, for the worker's `recs_ready` message.
+#[derive(Serialize)]
+struct RecsOpened {
+    movies: Vec<RecsTitle>,
+    profiles: Vec<ResolvedProfile>,
+    source: String,
 }
 
 fn js_error(error: impl std::fmt::Display) -> JsError {
@@ -96,21 +116,25 @@ impl Session {
             parts: HashMap::new(),
             retriever: None,
             generator: None,
+            adapter: None,
+            adapter_on: false,
+            recommender: None,
             running: None,
         })
     }
 
-    /// The parts to fetch at start: `[{name, file, bytes, sha256}]`, those this build reads
-    /// but the on-demand ones (`part::ON_DEMAND`, fetched when a view first needs them).
+    /// The parts this build reads: `[{name, file, bytes, sha256, on_demand}]`; the worker
+    /// fetches the on-demand ones (`part::ON_DEMAND`) when a view first needs them.
     pub fn parts(&self) -> Result<JsValue, JsError> {
         let parts: Vec<PartToFetch> = self
             .manifest
-            .start_parts()
+            .known_parts()
             .map(|p| PartToFetch {
                 name: p.name.clone(),
                 file: p.file.clone(),
                 bytes: p.bytes,
                 sha256: p.sha256.clone(),
+                on_demand: part::is_on_demand(&p.name),
             })
             .collect();
         to_js(&parts)
@@ -152,6 +176,8 @@ impl Session {
                     generator
                         .set_adapter(Some(&adapter), AdapterMode::Apart)
                         .map_err(js_error)?;
+                    self.adapter = Some(adapter);
+                    self.adapter_on = true;
                 }
                 // The system turn every prompt starts with goes into the KV cache now, while
                 // the page still shows "loading", instead of into the first tagline's wait.
@@ -167,6 +193,7 @@ impl Session {
                 None => g.model.clone(),
             }),
             attribution: self.manifest.catalogue.attribution.clone(),
+            recommend: self.manifest.optional_part(part::RECS).is_some(),
         };
         self.retriever = Some(retriever);
         to_js(&loaded)
@@ -181,6 +208,7 @@ impl Session {
             return Err(js_error("not a query message"));
         };
         self.running = None;
+        self.use_adapter(true)?;
         let retriever = self
             .retriever
             .as_ref()

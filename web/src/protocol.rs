@@ -4,12 +4,16 @@
 //! with each task's defaults and limits from the engine; a test fails when the committed
 //! file differs, and `MARQUEE_WRITE_FIXTURES=1 cargo test -p marquee-web` rewrites it.
 //!
-//! Page → worker: [`Request`] (`load`, `query`, `cancel`).
-//! Worker → page: [`Event`] (`progress`, `ready`, `retrieved`, `token`, `done`, `error`).
-//! Messages about a query carry its `id` and its `task`.
+//! Page → worker: [`Request`] (`load`, `query`, `load_recs`, `recommend`, `cancel`).
+//! Worker → page: [`Event`] (`progress`, `ready`, `retrieved`, `recs_ready`, `recommended`,
+//! `token`, `done`, `error`). Messages about a job carry its `id`, and those from the worker
+//! its `task`, so the page hands each to its view.
 
 use marquee::generate::StopReason;
 use marquee::index::SearchMode;
+use marquee::task::recommend::{
+    Recommend, RecommendRequest, ResolvedProfile, LIMITS as RECOMMEND_LIMITS,
+};
 use marquee::task::tagline::{Tagline, TaglineRequest, LIMITS};
 use marquee::task::Task;
 use serde::{Deserialize, Serialize};
@@ -19,6 +23,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum TaskName {
     Tagline,
+    Recommend,
 }
 
 /// Page → worker.
@@ -34,6 +39,16 @@ pub enum Request {
         #[serde(flatten)]
         tagline: TaglineRequest,
     },
+    /// Fetch (or take from the cache) the recommender's part, on the Recommend tab's first
+    /// opening: the first load does not carry it. A failure is an `error` with this `id`.
+    LoadRecs { id: u32 },
+    /// Rank movies for the ratings; with `note`, also write the note on why (streamed as
+    /// `token` events of task `recommend`, then `done`).
+    Recommend {
+        id: u32,
+        #[serde(flatten)]
+        recommend: RecommendRequest,
+    },
     /// Stop the query `id` (its generation ends with `cancelled`).
     Cancel { id: u32 },
 }
@@ -48,6 +63,35 @@ pub struct MovieHit {
     pub tagline: Option<String>,
     pub overview: String,
     pub genres: Vec<String>,
+}
+
+/// A movie of the recs part as the page lists it for search (its number is its place).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecsTitle {
+    pub title: String,
+    pub year: Option<i32>,
+}
+
+/// A rated movie behind a recommendation.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Because {
+    pub movie: u32,
+    pub title: String,
+    pub year: Option<i32>,
+    pub stars: f32,
+}
+
+/// One recommendation as the page shows it; tagline and overview when its title joined
+/// the catalogue.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecommendedMovie {
+    pub movie: u32,
+    pub title: String,
+    pub year: Option<i32>,
+    pub score: f64,
+    pub tagline: Option<String>,
+    pub overview: String,
+    pub because: Vec<Because>,
 }
 
 /// A download that failed and will be tried again.
@@ -84,6 +128,8 @@ pub enum Event {
         generator: Option<String>,
         /// The catalogue's attribution, from the bundle (a custom catalogue shows its own).
         attribution: String,
+        /// Whether the bundle has the recommender's part (the Recommend tab).
+        recommend: bool,
         load_ms: f64,
         downloaded_bytes: u64,
         cached_bytes: u64,
@@ -102,6 +148,28 @@ pub enum Event {
         prompt_tokens: usize,
         /// The prompt itself (the benchmark runs its peer on the same text).
         prompt: String,
+    },
+    /// The recommender's part is loaded: its titles (for search) and the example profiles.
+    RecsReady {
+        movies: Vec<RecsTitle>,
+        profiles: Vec<ResolvedProfile>,
+        /// Where the numbers come from (the GroupLens citation).
+        source: String,
+        load_ms: f64,
+        downloaded_bytes: u64,
+        cached_bytes: u64,
+    },
+    /// The list for recommend query `id`; with `note`, its note is being written.
+    Recommended {
+        id: u32,
+        task: TaskName,
+        movies: Vec<RecommendedMovie>,
+        /// The ranking's time in the engine (the page times the round trip itself).
+        rank_ms: f64,
+        note: bool,
+        /// Recommendations the note's prompt holds, and its size.
+        movies_in_prompt: usize,
+        prompt_tokens: usize,
     },
     Token {
         id: u32,
@@ -144,6 +212,11 @@ fn samples() -> (Vec<Request>, Vec<Event>) {
             task: TaskName::Tagline,
             tagline: TaglineRequest::default(),
         },
+        Request::LoadRecs { id: 0 },
+        Request::Recommend {
+            id: 0,
+            recommend: RecommendRequest::default(),
+        },
         Request::Cancel { id: 0 },
     ];
     let events = vec![
@@ -162,6 +235,7 @@ fn samples() -> (Vec<Request>, Vec<Event>) {
             movies: 0,
             generator: None,
             attribution: String::new(),
+            recommend: false,
             load_ms: 0.0,
             downloaded_bytes: 0,
             cached_bytes: 0,
@@ -177,6 +251,23 @@ fn samples() -> (Vec<Request>, Vec<Event>) {
             examples_in_prompt: 0,
             prompt_tokens: 0,
             prompt: String::new(),
+        },
+        Event::RecsReady {
+            movies: Vec::new(),
+            profiles: Vec::new(),
+            source: String::new(),
+            load_ms: 0.0,
+            downloaded_bytes: 0,
+            cached_bytes: 0,
+        },
+        Event::Recommended {
+            id: 0,
+            task: TaskName::Recommend,
+            movies: Vec::new(),
+            rank_ms: 0.0,
+            note: false,
+            movies_in_prompt: 0,
+            prompt_tokens: 0,
         },
         Event::Token {
             id: 0,
@@ -218,13 +309,22 @@ pub fn javascript() -> String {
     );
     let defaults = serde_json::to_string_pretty(&TaglineRequest::default()).unwrap_or_default();
     let limits = serde_json::to_string_pretty(&LIMITS).unwrap_or_default();
+    let recommend_defaults =
+        serde_json::to_string_pretty(&RecommendRequest::default()).unwrap_or_default();
+    let recommend_limits = serde_json::to_string_pretty(&RECOMMEND_LIMITS).unwrap_or_default();
     out.push_str(&format!(
-        "/** The jobs, by the name their messages carry. */\nexport const TASKS = {{ tagline: {:?} }};\n\n\
+        "/** The jobs, by the name their messages carry. */\n\
+         export const TASKS = {{ tagline: {:?}, recommend: {:?} }};\n\n\
          /** A tagline query's fields left out take these values (the engine's defaults). */\n\
          export const TAGLINE_DEFAULTS = Object.freeze({defaults});\n\n\
          /** The bounds the engine checks a tagline query against. */\n\
-         export const TAGLINE_LIMITS = Object.freeze({limits});\n\n",
-        Tagline::NAME
+         export const TAGLINE_LIMITS = Object.freeze({limits});\n\n\
+         /** A recommend request's fields left out take these values (the engine's defaults). */\n\
+         export const RECOMMEND_DEFAULTS = Object.freeze({recommend_defaults});\n\n\
+         /** The bounds the engine checks a recommend request against. */\n\
+         export const RECOMMEND_LIMITS = Object.freeze({recommend_limits});\n\n",
+        Tagline::NAME,
+        Recommend::NAME
     ));
     out.push_str(
         "function complete(type, fields, names) {\n  \
@@ -249,11 +349,11 @@ pub fn javascript() -> String {
             .map(|n| format!("'{n}'"))
             .collect::<Vec<_>>()
             .join(", ");
-        // A query's job fields left out take the task's defaults.
-        let fields = if kind == "query" {
-            "{ ...TAGLINE_DEFAULTS, ...fields }"
-        } else {
-            "fields"
+        // A job's fields left out take the task's defaults.
+        let fields = match kind.as_str() {
+            "query" => "{ ...TAGLINE_DEFAULTS, ...fields }",
+            "recommend" => "{ ...RECOMMEND_DEFAULTS, ...fields }",
+            _ => "fields",
         };
         out.push_str(&format!(
             "\n/** {what} `{kind}`. */\nexport const {kind} = (fields = {{}}) => complete('{kind}', {fields}, [{list}]);\n"
@@ -322,6 +422,27 @@ mod tests {
         assert!(serde_json::from_str::<Request>(r#"{"type": "query", "id": 1}"#).is_err());
         assert!(serde_json::from_str::<Request>(
             r#"{"type": "query", "id": 1, "task": "poetry", "idea": "x"}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn a_recommend_request_reads_its_ratings_and_defaults() {
+        let request: Request = serde_json::from_str(
+            r#"{"type": "recommend", "id": 5, "ratings": [{"movie": 0, "stars": 5}], "note": false}"#,
+        )
+        .expect("parses");
+        let Request::Recommend { id, recommend } = request else {
+            panic!("not a recommend request");
+        };
+        assert_eq!((id, recommend.ratings.len(), recommend.note), (5, 1, false));
+        assert_eq!(recommend.n, RecommendRequest::default().n);
+        assert!(matches!(
+            serde_json::from_str::<Request>(r#"{"type": "load_recs", "id": 2}"#),
+            Ok(Request::LoadRecs { id: 2 })
+        ));
+        assert!(serde_json::from_str::<Request>(
+            r#"{"type": "recommend", "id": 1, "ratings": [{"movie": "Heat"}]}"#
         )
         .is_err());
     }

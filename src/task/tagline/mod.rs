@@ -2,7 +2,7 @@
 //! tagline written with theirs as examples, out.
 
 mod examples;
-mod prompt;
+pub(super) mod prompt;
 
 use std::collections::HashSet;
 

@@ -50,7 +50,7 @@ pub fn prompt_prefix() -> String {
 }
 
 /// `text` cut to at most `max_tokens` tokens (by `count`), at a word boundary, with "…".
-fn shorten(text: &str, max_tokens: usize, count: &dyn Fn(&str) -> usize) -> String {
+pub(crate) fn shorten(text: &str, max_tokens: usize, count: &dyn Fn(&str) -> usize) -> String {
     if count(text) <= max_tokens {
         return text.to_string();
     }
