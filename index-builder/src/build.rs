@@ -102,7 +102,8 @@ pub struct BuildArgs {
     #[arg(long, default_value_t = ChunkParams::default().overlap)]
     chunk_overlap: usize,
     /// MovieLens 100K directory the recommender's part is derived from (neighbour lists and
-    /// rating counts, no ratings) [default: $MARQUEE_CACHE/assets/movielens]
+    /// rating counts, no ratings) [default: $MARQUEE_CACHE/assets/movielens when the
+    /// catalogue is the default one]
     #[arg(long, conflicts_with = "no_recs")]
     movielens: Option<PathBuf>,
     /// Build without the recommender's part (the page then has no Recommend data).
@@ -192,7 +193,9 @@ fn passage_source(args: &BuildArgs, catalogue: &Path) -> anyhow::Result<Option<P
 /// The recommender's part from MovieLens, its titles joined to the catalogue being built
 /// (so its TMDB ids point into this bundle's movies).
 fn recs_part(args: &BuildArgs, catalogue: &[Movie]) -> anyhow::Result<Option<Vec<u8>>> {
-    if args.no_recs {
+    // Another catalogue gets the part only when asked for with --movielens: MovieLens holds
+    // ratings of movies, and joins to a catalogue of something else would find nothing.
+    if args.no_recs || (args.movielens.is_none() && args.catalogue.is_some()) {
         return Ok(None);
     }
     let dataset = movielens::load(args.movielens.as_deref())
