@@ -163,15 +163,7 @@ impl ItemNeighbours {
             }
         }
         let seen: Vec<u32> = profile.iter().map(|p| p.0).collect();
-        let mut order: Vec<u32> = (0..self.items() as u32)
-            .filter(|&j| scores[j as usize] > 0.0 && !seen.contains(&j))
-            .collect();
-        order.sort_by(|&a, &b| {
-            scores[b as usize]
-                .total_cmp(&scores[a as usize])
-                .then(a.cmp(&b))
-        });
-        order.truncate(n);
+        let order = top_unseen(&scores, &seen, n);
         let mut out: Vec<Recommendation> = order
             .into_iter()
             .map(|item| {
@@ -243,15 +235,7 @@ pub fn user_knn(
         }
     }
     let seen: Vec<u32> = profile.iter().map(|p| p.0).collect();
-    let mut order: Vec<u32> = (0..ratings.items() as u32)
-        .filter(|&j| scores[j as usize] > 0.0 && !seen.contains(&j))
-        .collect();
-    order.sort_by(|&a, &b| {
-        scores[b as usize]
-            .total_cmp(&scores[a as usize])
-            .then(a.cmp(&b))
-    });
-    order.truncate(n);
+    let order = top_unseen(&scores, &seen, n);
     let mut out: Vec<Recommendation> = order
         .into_iter()
         .map(|item| Recommendation {
@@ -266,6 +250,21 @@ pub fn user_knn(
         out.extend(most_popular(&popularity(ratings), &taken, n - out.len()));
     }
     Ok(out)
+}
+
+/// The `n` items with the highest positive score that are not in `seen`, best first; equal
+/// scores go to the lower item number, so a list is the same on every run and platform.
+fn top_unseen(scores: &[f64], seen: &[u32], n: usize) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..scores.len() as u32)
+        .filter(|&j| scores[j as usize] > 0.0 && !seen.contains(&j))
+        .collect();
+    order.sort_by(|&a, &b| {
+        scores[b as usize]
+            .total_cmp(&scores[a as usize])
+            .then(a.cmp(&b))
+    });
+    order.truncate(n);
+    order
 }
 
 #[cfg(test)]
