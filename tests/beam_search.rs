@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::ops::ControlFlow;
 use std::time::Instant;
 
 use marquee::generate::{Generation, Generator, StopReason};
@@ -36,24 +35,8 @@ fn run(
     generator: &mut Generator,
     request: &TaglineRequest,
 ) -> (Vec<RunEvent>, Generation) {
-    let mut seen = Vec::new();
-    let done = start(retriever, generator, request)
-        .to_end(generator, |event| {
-            seen.push(event.clone());
-            ControlFlow::Continue(())
-        })
-        .expect("runs");
-    (seen, done)
-}
-
-fn texts(events: &[RunEvent]) -> String {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            RunEvent::Text(t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect()
+    let run = start(retriever, generator, request);
+    common::run_to_end(run, generator)
 }
 
 fn beam(idea: &str, width: usize) -> TaglineRequest {
@@ -120,7 +103,7 @@ fn a_beam_tagline_is_reproducible_and_shows_exactly_its_result() {
         }
         assert_eq!(
             done.text,
-            texts(&events).trim(),
+            common::shown_text(&events).trim(),
             "nothing taken back or added"
         );
         assert_ne!(done.stop, StopReason::Cancelled);
@@ -149,7 +132,7 @@ fn stop_ends_a_beam_search_mid_way() {
         }
     };
     assert_eq!(done.stop, StopReason::Cancelled);
-    assert_eq!(done.text, texts(&seen).trim());
+    assert_eq!(done.text, common::shown_text(&seen).trim());
     assert!(
         done.tokens.len() < 12,
         "{} tokens after 12 passes of 8",

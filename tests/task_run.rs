@@ -6,7 +6,7 @@
 //! `cancelled`; a finished run stays finished. The same of a beam search's run, whose width 1
 //! is greedy decoding event for event.
 
-use std::ops::ControlFlow;
+mod common;
 
 use marquee::generate::{BeamParams, Generator, Gpt2, SamplingParams, StopReason};
 use marquee::task::{Run, RunEvent, StopRule};
@@ -45,27 +45,6 @@ fn generator() -> Generator {
     )
 }
 
-fn events(run: Run, generator: &mut Generator) -> (Vec<RunEvent>, marquee::generate::Generation) {
-    let mut seen = Vec::new();
-    let done = run
-        .to_end(generator, |event| {
-            seen.push(event.clone());
-            ControlFlow::Continue(())
-        })
-        .expect("runs");
-    (seen, done)
-}
-
-fn texts(events: &[RunEvent]) -> String {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            RunEvent::Text(t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn a_run_reports_prefill_then_text_then_done() {
     let mut g = generator();
@@ -81,7 +60,7 @@ fn a_run_reports_prefill_then_text_then_done() {
             g.start(&prompt, &params).expect("starts"),
             StopRule::EndOfText,
         );
-        let (seen, done) = events(run, &mut g);
+        let (seen, done) = common::run_to_end(run, &mut g);
         assert!(
             matches!(
                 seen.first(),
@@ -99,7 +78,7 @@ fn a_run_reports_prefill_then_text_then_done() {
                 .count(),
             1
         );
-        assert_eq!(done.text, texts(&seen).trim());
+        assert_eq!(done.text, common::shown_text(&seen).trim());
         assert_eq!(
             done.stop,
             StopReason::MaxTokens,
@@ -125,17 +104,17 @@ fn the_first_line_rule_shows_no_line_break_after_text() {
             g.start(&prompt, &params).expect("starts"),
             StopRule::EndOfText,
         );
-        let (free_events, _) = events(free, &mut g);
+        let (free_events, _) = common::run_to_end(free, &mut g);
         let run = Run::new(
             g.start(&prompt, &params).expect("starts"),
             StopRule::FirstLine,
         );
-        let (seen, done) = events(run, &mut g);
-        let shown = texts(&seen);
+        let (seen, done) = common::run_to_end(run, &mut g);
+        let shown = common::shown_text(&seen);
         assert!(!shown.trim_start().contains('\n'), "{shown:?}");
         assert_eq!(done.text, shown.trim());
         // The same seed's unruled text, cut at its first line break after some text.
-        let full = texts(&free_events);
+        let full = common::shown_text(&free_events);
         let start = full.len() - full.trim_start().len();
         let first_line = match full[start..].find('\n') {
             Some(end) => {
@@ -215,14 +194,15 @@ fn beam_width_one_is_greedy_decoding_event_for_event() {
                 .expect("starts"),
             rule,
         );
-        let (greedy_events, greedy_done) = events(greedy, &mut g);
+        let (greedy_events, greedy_done) = common::run_to_end(greedy, &mut g);
         let params = BeamParams {
             width: 1,
             length_penalty: 1.0,
             no_repeat_ngram: 0,
             max_tokens,
         };
-        let (beam_events, beam_done) = events(beam(&mut g, &prompt, params, rule), &mut g);
+        let (beam_events, beam_done) =
+            common::run_to_end(beam(&mut g, &prompt, params, rule), &mut g);
         assert_eq!(beam_events, greedy_events, "prompt {prompt:?}");
         assert_eq!(beam_done, greedy_done);
         ended_at_a_line += usize::from(beam_done.stop == StopReason::EndOfLine);
@@ -241,12 +221,13 @@ fn a_beam_run_is_deterministic_and_shows_its_result_piece_by_piece() {
             no_repeat_ngram: 0,
             max_tokens: 16,
         };
-        let (first, done) = events(beam(&mut g, &prompt, params, StopRule::FirstLine), &mut g);
+        let (first, done) =
+            common::run_to_end(beam(&mut g, &prompt, params, StopRule::FirstLine), &mut g);
         let (again, done_again) =
-            events(beam(&mut g, &prompt, params, StopRule::FirstLine), &mut g);
+            common::run_to_end(beam(&mut g, &prompt, params, StopRule::FirstLine), &mut g);
         assert_eq!((&first, &done), (&again, &done_again));
         // The pieces shown are the result: nothing was taken back, nothing added after.
-        assert_eq!(done.text, texts(&first).trim());
+        assert_eq!(done.text, common::shown_text(&first).trim());
         assert!(!done.text.contains('\n'), "{:?}", done.text);
         assert_ne!(done.stop, StopReason::Cancelled);
         assert!(done.tokens.len() <= 16);
@@ -282,7 +263,7 @@ fn stop_ends_a_beam_search_mid_way_with_the_text_shown() {
         }
     };
     assert_eq!(done.stop, StopReason::Cancelled);
-    assert_eq!(done.text, texts(&seen).trim());
+    assert_eq!(done.text, common::shown_text(&seen).trim());
     assert!(done.tokens.len() < 24);
     assert!(matches!(
         run.step(&mut g).expect("again"),

@@ -3,7 +3,6 @@
 //! from the best of them, with the time each phase took.
 
 use std::io::Write;
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -14,9 +13,10 @@ use marquee::generate::Generator;
 use marquee::qa::{PassageIndex, Signal};
 use marquee::retriever::Retriever;
 use marquee::task::ask::{Ask, AskRequest, Context, UNKNOWN};
-use marquee::task::{Phase, RunEvent};
+use marquee::task::Phase;
 
 use crate::paths;
+use crate::stream;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum SignalArg {
@@ -169,30 +169,16 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
     }
     print!("\nanswer: ");
     std::io::stdout().flush().ok();
-    let mut first_piece = None;
-    let out = run.to_end(&mut generator, |event| {
-        if let RunEvent::Text(piece) = event {
-            first_piece.get_or_insert_with(Instant::now);
-            print!("{piece}");
-            std::io::stdout().flush().ok();
-        }
-        ControlFlow::Continue(())
-    })?;
-    println!();
-    let total = started.elapsed().as_secs_f64();
-    let to_first = first_piece.map_or(total, |t| (t - started).as_secs_f64());
+    let streamed = stream::to_stdout(run, &mut generator, started)?;
     let phases: Vec<String> = phases
         .iter()
         .map(|(name, at)| format!("{name} {:.0} ms", at * 1000.0))
         .collect();
     eprintln!(
-        "load {load:.2} s; {} (from the start); {} prompt tokens ({} cached, {} passages), \
-         first text after {to_first:.2} s, {} tokens, {total:.2} s in all",
+        "load {load:.2} s; {} (from the start); {} passages in the prompt; {}",
         phases.join(", "),
-        out.prompt_tokens,
-        out.cached_prompt_tokens,
         prompt.passages_in_prompt,
-        out.tokens.len()
+        streamed.summary()
     );
     Ok(())
 }

@@ -11,6 +11,7 @@ mod quantize;
 mod query;
 mod recommend;
 mod recs_eval;
+mod stream;
 mod tagline;
 
 use std::path::PathBuf;

@@ -6,8 +6,6 @@
 //! every user's ratings and so exists only here, as does `--algo popular`; neither has a
 //! note (the task writes about the page's list).
 
-use std::io::Write;
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -19,10 +17,11 @@ use marquee::recommend::part::RecsPart;
 use marquee::recommend::rank::{self, Recommendation};
 use marquee::recommend::{Dataset, Ratings};
 use marquee::task::recommend::{Rated, Recommend, RecommendRequest, Recommender};
-use marquee::task::{self, Phase, Run, RunEvent};
+use marquee::task::{self, Phase, Run};
 
 use crate::movielens::{self, Joined};
 use crate::paths;
+use crate::stream;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Algo {
@@ -187,27 +186,9 @@ fn note_generator(args: &RecommendArgs) -> anyhow::Result<Option<Generator>> {
 /// Streams the note to stdout; its timing to stderr.
 fn print_note(run: Run, generator: &mut Generator) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut first = None;
     println!("\nWhy you might like these:");
-    let done = run.to_end(generator, |event| {
-        if let RunEvent::Text(piece) = event {
-            first.get_or_insert_with(Instant::now);
-            print!("{piece}");
-            std::io::stdout().flush().ok();
-        }
-        ControlFlow::Continue(())
-    })?;
-    println!();
-    let to_first = first.map_or(0.0, |t| (t - started).as_secs_f64());
-    eprintln!(
-        "note: {} prompt tokens ({} cached), first text after {to_first:.2} s, {} tokens in \
-         {:.2} s, stop: {:?}",
-        done.prompt_tokens,
-        done.cached_prompt_tokens,
-        done.tokens.len(),
-        started.elapsed().as_secs_f64(),
-        done.stop
-    );
+    let streamed = stream::to_stdout(run, generator, started)?;
+    eprintln!("note: {}", streamed.summary());
     Ok(())
 }
 

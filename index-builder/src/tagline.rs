@@ -3,7 +3,6 @@
 //! with them as examples.
 
 use std::io::Write;
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -13,9 +12,10 @@ use marquee::generate::Generator;
 use marquee::index::SearchMode;
 use marquee::retriever::Retriever;
 use marquee::task::tagline::{ExampleSource, PromptStyle, Strategy, Tagline, TaglineRequest};
-use marquee::task::{Phase, RunEvent};
+use marquee::task::Phase;
 
 use crate::paths;
+use crate::stream;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ExampleArg {
@@ -177,30 +177,11 @@ pub fn run(args: TaglineArgs) -> anyhow::Result<()> {
     }
     print!("\ntagline: ");
     std::io::stdout().flush().ok();
-    let mut first_piece = None;
-    let out = run.to_end(&mut generator, |event| {
-        if let RunEvent::Text(piece) = event {
-            first_piece.get_or_insert_with(Instant::now);
-            print!("{piece}");
-            std::io::stdout().flush().ok();
-        }
-        ControlFlow::Continue(())
-    })?;
-    println!();
-    let total = started.elapsed().as_secs_f64();
-    let to_first = first_piece.map_or(total, |t| (t - started).as_secs_f64());
-    let decode_rate = out.tokens.len().saturating_sub(1) as f64 / (total - to_first).max(1e-9);
+    let streamed = stream::to_stdout(run, &mut generator, started)?;
     let how = match request.decoding {
         Strategy::Sampled => "sampled".to_string(),
         Strategy::Beam => format!("beam of {}", request.beam_width),
     };
-    eprintln!(
-        "{how}: {} prompt tokens ({} cached), first text after {to_first:.2} s, {} tokens at \
-         {decode_rate:.1} tokens/s, {total:.2} s in all, stop: {:?}",
-        out.prompt_tokens,
-        out.cached_prompt_tokens,
-        out.tokens.len(),
-        out.stop
-    );
+    eprintln!("{how}: {}", streamed.summary());
     Ok(())
 }

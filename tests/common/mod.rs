@@ -6,7 +6,11 @@
 
 use std::path::PathBuf;
 
+use std::ops::ControlFlow;
+
 use marquee::embed::Embedder;
+use marquee::generate::{Generation, Generator};
+use marquee::task::{Run, RunEvent};
 
 pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("MARQUEE_CACHE") {
@@ -63,4 +67,27 @@ pub struct FixtureSentence {
 pub fn fixture() -> Fixture {
     let text = include_str!("../fixtures/minilm_reference.json");
     serde_json::from_str(text).expect("fixture parses")
+}
+
+/// Runs a task's generation to its end: every event it reported, and the finished generation.
+pub fn run_to_end(run: Run, generator: &mut Generator) -> (Vec<RunEvent>, Generation) {
+    let mut seen = Vec::new();
+    let done = run
+        .to_end(generator, |event| {
+            seen.push(event.clone());
+            ControlFlow::Continue(())
+        })
+        .expect("runs");
+    (seen, done)
+}
+
+/// The text pieces of a run's events, joined: what a viewer was shown.
+pub fn shown_text(events: &[RunEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Text(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
 }
