@@ -38,6 +38,14 @@ pub fn committed_adapter() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/adapters/tagline-lora.safetensors")
 }
 
+/// The same training on prompts without examples, committed for the evaluation only (what
+/// `scripts/train-adapters none` writes): does training with retrieved examples teach the
+/// model to use them?
+pub fn committed_no_examples_adapter() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets/adapters/tagline-lora-no-examples.safetensors")
+}
+
 /// `--adapter`: a LoRA adapter file, or `none` for the base model.
 #[derive(Clone, Debug)]
 pub enum AdapterChoice {

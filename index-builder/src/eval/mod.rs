@@ -48,7 +48,8 @@ pub struct EvalArgs {
     #[arg(long)]
     restore: Option<String>,
     /// The generators, as NAME=ADAPTER (an adapter file, or `none` for the base model),
-    /// comma-separated [default: base=none and lora=the committed adapter]
+    /// comma-separated [default: the base model and the two committed adapters, trained
+    /// without and with retrieved examples]
     #[arg(long = "models", value_delimiter = ',')]
     models: Vec<String>,
     /// Merge each adapter into the quantized weights instead of keeping it apart.
@@ -109,7 +110,11 @@ fn models(args: &EvalArgs) -> anyhow::Result<Vec<(String, AdapterChoice)>> {
         return Ok(vec![
             ("base".into(), AdapterChoice::None),
             (
-                "lora".into(),
+                "LoRA trained without examples".into(),
+                AdapterChoice::File(paths::committed_no_examples_adapter()),
+            ),
+            (
+                "LoRA trained with examples (shipped)".into(),
                 AdapterChoice::File(paths::committed_adapter()),
             ),
         ]);
