@@ -101,6 +101,10 @@ pub struct BuildArgs {
     /// (by default their vectors are reused: embedding them takes most of a build).
     #[arg(long, conflicts_with = "no_passages")]
     reembed_passages: bool,
+    /// Another bundle whose passage vectors may be reused (when its chunks are the same)
+    /// [default: the bundle in --out]
+    #[arg(long, conflicts_with_all = ["no_passages", "reembed_passages"])]
+    reuse_passages_from: Option<PathBuf>,
     /// Passage chunks: window size in MiniLM tokens.
     #[arg(long, default_value_t = ChunkParams::default().size)]
     chunk_size: usize,
@@ -200,7 +204,7 @@ fn passage_source(
         previous: if args.reembed_passages {
             None
         } else {
-            previous_passages(out)
+            previous_passages(args.reuse_passages_from.as_deref().unwrap_or(out))
         },
     }))
 }
