@@ -3,13 +3,14 @@
 // movie of the catalogue gets passages holding the answer and a streamed, non-empty answer;
 // an off-topic question gets "I don't know." (the cosines are printed: the threshold is
 // provisional); an empty and an over-long question get clear errors; Stop ends an answer
-// being written as cancelled; offline, a reload opens the tab from the cache. The
+// being written as cancelled; offline, a reload opens the tab from the cache; a bundle
+// without passages has no Ask tab. The
 // assertions are on retrieval and on the answer being text, never on the exact words
 // generated. Run: `node --test tests/e2e/` (scripts/test does).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { launchProfile } from './browser.mjs';
@@ -176,5 +177,31 @@ test('offline, a reload opens the Ask tab from the cache and answers', async () 
     assert.ok(result.answer.length > 0);
   } finally {
     await server.start();
+  }
+});
+
+test('a bundle without passages has no Ask tab, even asked for by #ask', async () => {
+  // The same site, its manifest without the two parts (as `build --no-passages` writes it).
+  const root = mkdtempSync(join(tmpdir(), 'marquee-no-passages-'));
+  cpSync(DIST, root, { recursive: true });
+  const file = join(root, 'bundle/manifest.json');
+  const edited = JSON.parse(readFileSync(file, 'utf8'));
+  edited.parts = edited.parts.filter((p) => !['passages', 'passage-index'].includes(p.name));
+  writeFileSync(file, JSON.stringify(edited));
+  const other = new StaticServer(root);
+  await other.start();
+  const [browser, tab] = await launchProfile({ viewport: { width: 390, height: 844 } });
+  try {
+    await tab.goto(`${other.url}#ask`);
+    await tab.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null,
+      { timeout: LOAD_TIMEOUT });
+    assert.equal(await tab.evaluate(() => document.body.dataset.state), 'ready', await tab.textContent('#error'));
+    assert.equal(await tab.isHidden('#tab-ask'), true);
+    assert.equal(await tab.getAttribute('#tab-tagline', 'aria-selected'), 'true', 'back on the tagline tab');
+    assert.equal(await tab.isHidden('#ask-panel'), true);
+  } finally {
+    await browser.close();
+    await other.stop();
+    rmSync(root, { recursive: true, force: true });
   }
 });
