@@ -188,16 +188,29 @@ export class AskView {
     this.finish(m.stop || '');
   }
 
-  // Marks the answer in the passages that hold it, as text between text nodes.
+  // Marks the answer in the passages that hold it, as text between text nodes: the whole
+  // answer when a passage holds it, else the names, titles and years in it (the small model
+  // often answers in a sentence) that a passage holds.
   markAnswer(answer) {
-    const needle = answer.replace(/[.\s]+$/, '');
-    if (needle.length < 2) return;
+    const whole = answer.replace(/[.\s]+$/, '');
+    if (whole.length < 2) return;
+    const names = whole.match(/\b\d{4}\b|[A-Z][\w'-]*(?: (?:[A-Z][\w'-]*|de|van|von))+/g) || [];
+    const spansIn = (lower, needles) => needles.map((n) => [lower.indexOf(n.toLowerCase()), n.length])
+      .filter(([at]) => at >= 0).sort((x, y) => x[0] - y[0]);
     this.els.list.querySelectorAll('.passage-text').forEach((p) => {
       const text = p.textContent;
-      const at = text.toLowerCase().indexOf(needle.toLowerCase());
-      if (at < 0) return;
-      p.replaceChildren(text.slice(0, at), el('mark', null, text.slice(at, at + needle.length)),
-        text.slice(at + needle.length));
+      const lower = text.toLowerCase();
+      const all = spansIn(lower, [whole]);
+      const spans = all.length ? all : spansIn(lower, names);
+      if (spans.length === 0) return;
+      const nodes = []; // text and <mark>s, in order, never overlapping
+      let from = 0;
+      for (const [at, length] of spans) {
+        if (at < from) continue;
+        nodes.push(text.slice(from, at), el('mark', null, text.slice(at, at + length)));
+        from = at + length;
+      }
+      p.replaceChildren(...nodes, text.slice(from));
       p.closest('li')?.setAttribute('data-holds-answer', 'true');
     });
   }

@@ -3,8 +3,8 @@
 // movie of the catalogue gets passages holding the answer and a streamed, non-empty answer;
 // an off-topic question gets "I don't know." (the cosines are printed: the threshold is
 // provisional); an empty and an over-long question get clear errors; Stop ends an answer
-// being written as cancelled; offline, a reload opens the tab from the cache; a bundle
-// without passages has no Ask tab. The
+// being written as cancelled; markup in a question stays text; offline, a reload opens the
+// tab from the cache; a bundle without passages has no Ask tab. The
 // assertions are on retrieval and on the answer being text, never on the exact words
 // generated. Run: `node --test tests/e2e/` (scripts/test does).
 
@@ -98,11 +98,24 @@ test('a question about a movie gets passages holding the answer, and an answer',
   assert.ok(result.passages[0].inPrompt, 'the best passage is in the prompt');
   assert.ok(result.answer.length > 0, 'the answer is text');
   assert.match(result.stats, /first token \d+ ms/);
+  // What is marked in the passages is words of the answer (whichever words the model chose).
+  const marked = await page.$$eval('#passages mark', (marks) => marks.map((m) => m.textContent));
+  console.log(`# marked in the passages: ${JSON.stringify(marked)}`);
+  for (const text of marked) assert.ok(result.answer.toLowerCase().includes(text.toLowerCase()), text);
   await page.screenshot({ path: join(SHOTS, '8-ask.png'), fullPage: true });
   // Data and model text went in as text (a <mark> around the answer is the only element).
   const injected = await page.evaluate(() => document.querySelectorAll(
     '#answer *, #passages script, #passages img, #passages .passage-text :not(mark)').length);
   assert.equal(injected, 0);
+});
+
+test('markup in a question stays text, in the answer and the passages', async () => {
+  const result = await ask('Who directed Avatar? <img src=x onerror="window.__pwned = 1"><script>window.__pwned = 2</script>');
+  assert.ok(result.passages.length > 0);
+  assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  const elements = await page.evaluate(() => document.querySelectorAll(
+    '#answer *, #passages img, #passages script, #ask-section img, #ask-section script').length);
+  assert.equal(elements, 0);
 });
 
 test('an example question is answered from its passages too', async () => {
