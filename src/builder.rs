@@ -51,6 +51,38 @@ pub struct BuildOptions {
 pub struct PassageSource {
     pub facts: Vec<MovieFacts>,
     pub chunking: ChunkParams,
+    /// The passages of the bundle this build replaces, if it had any: embedding every chunk
+    /// is most of a build's time (about 15 minutes on 2 cores), and a rebuild for another
+    /// reason (the adapter, the recs part, the builder itself) changes no chunk.
+    pub previous: Option<PreviousPassages>,
+}
+
+/// A bundle's passage parts, read and verified against its manifest, offered for reuse.
+#[derive(Debug, Clone)]
+pub struct PreviousPassages {
+    pub manifest: Manifest,
+    pub passages_json: Vec<u8>,
+    pub index: Vec<u8>,
+}
+
+impl PreviousPassages {
+    /// Its vectors, when they are what embedding `passages` would give: the same chunks
+    /// (documents, ranges and chunking: the part's JSON is identical), embedded by the same
+    /// model, indexed with the same HNSW parameters.
+    fn vectors_for(&self, passages: &qa::Passages, hnsw: HnswParams) -> Option<VectorIndex> {
+        let embedder = &self.manifest.embedder;
+        let same = embedder.model == EMBEDDING_MODEL
+            && embedder.catalogue_embedded_with == reference_embedder()
+            && self.manifest.index.hnsw == hnsw
+            && self.passages_json == passages.to_json();
+        let index = VectorIndex::from_bytes(&self.index).ok()?;
+        (same && index.len() == passages.chunks.len()).then_some(index)
+    }
+}
+
+/// The embedder the catalogue and the passages are embedded with, as the manifest names it.
+fn reference_embedder() -> String {
+    format!("{EMBEDDING_MODEL} (f32)")
 }
 
 /// A llama-architecture GGUF (SmolLM2) to ship, and how to store it.
@@ -106,6 +138,8 @@ impl Progress for Silent {
 /// Seconds spent per stage, for the build summary.
 #[derive(Debug, Clone, Default)]
 pub struct Timings {
+    /// Whether the passage vectors were taken from the previous bundle instead of embedded.
+    pub passages_reused: bool,
     pub load_model: f64,
     pub embed: f64,
     pub quantize_embedder: f64,
@@ -157,14 +191,24 @@ pub fn build_bundle(
                 &reference,
                 source.chunking,
             )?;
-            progress.stage("embedding passages", Some(passages.chunks.len() as u64));
-            let index = qa::build::embed_passages(
-                &passages,
-                &reference,
-                options.batch_size,
-                options.hnsw,
-                |done| progress.advance(done as u64),
-            )?;
+            let reused = source
+                .previous
+                .as_ref()
+                .and_then(|previous| previous.vectors_for(&passages, options.hnsw));
+            timings.passages_reused = reused.is_some();
+            let index = match reused {
+                Some(index) => index,
+                None => {
+                    progress.stage("embedding passages", Some(passages.chunks.len() as u64));
+                    qa::build::embed_passages(
+                        &passages,
+                        &reference,
+                        options.batch_size,
+                        options.hnsw,
+                        |done| progress.advance(done as u64),
+                    )?
+                }
+            };
             Some((passages, index))
         }
         None => None,
@@ -189,7 +233,7 @@ pub fn build_bundle(
         embedder: EmbedderInfo {
             model: EMBEDDING_MODEL.into(),
             dtype: dtype.clone(),
-            catalogue_embedded_with: format!("{EMBEDDING_MODEL} (f32)"),
+            catalogue_embedded_with: reference_embedder(),
             dim: reference.dim(),
             max_tokens: MAX_TOKENS,
             pooling: "mean over the attention mask, then L2 normalization".into(),

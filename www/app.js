@@ -5,6 +5,7 @@
 import { WorkerClient } from './client.js';
 import { TaglineView } from './tagline-view.js';
 import { RecsView } from './recs-view.js';
+import { AskView } from './ask-view.js';
 import { $, el, mb, pct, num } from './dom.js';
 
 const els = {
@@ -31,6 +32,7 @@ function setState(state) {
   generating = state === 'generating';
   tagline.update(ready, generating);
   recs.update(ready, generating);
+  ask.update(ready, generating);
 }
 
 function clearError() {
@@ -132,6 +134,9 @@ function onReady(m) {
   recs.onBundleReady(m.recommend);
   tabFor('recommend').hidden = !m.recommend;
   if (!m.recommend && selectedTab() === 'recommend') selectTab('tagline');
+  ask.onBundleReady(m.ask);
+  tabFor('ask').hidden = !m.ask;
+  if (!m.ask && selectedTab() === 'ask') selectTab('tagline');
   // Warnings (quota, caching disabled…) are non-fatal: the app works, just less well.
   els.notices.replaceChildren(...(m.warnings || []).map((w) => {
     const p = el('p', 'notice', w);
@@ -140,6 +145,7 @@ function onReady(m) {
   }));
   setState('ready');
   if (selectedTab() === 'recommend') recs.open();
+  if (selectedTab() === 'ask') ask.open();
 }
 
 function onError(m) {
@@ -150,6 +156,16 @@ function onError(m) {
   }
   if (m.id != null && m.id === client.current.recommend) {
     recs.onError(m, false);
+    setState(ready ? 'ready' : 'loading');
+    return;
+  }
+  // The Ask tab's: its load (with a retry there) and its questions.
+  if (m.id != null && m.id === client.current.load_ask) {
+    ask.onError(m, true);
+    return;
+  }
+  if (m.id != null && m.id === client.current.ask) {
+    ask.onError(m, false);
     setState(ready ? 'ready' : 'loading');
     return;
   }
@@ -170,7 +186,7 @@ function onCrash(message) {
 }
 
 // ---------- tabs ----------
-// Two tabs, one per job; the URL's hash keeps the one open across reloads.
+// Three tabs, one per job; the URL's hash keeps the one open across reloads.
 const tabFor = (name) => els.tabs.find((t) => t.dataset.tab === name);
 const selectedTab = () => els.tabs.find((t) => t.getAttribute('aria-selected') === 'true')?.dataset.tab;
 
@@ -183,6 +199,7 @@ function selectTab(name) {
   }
   history.replaceState(null, '', name === 'tagline' ? location.pathname + location.search : `#${name}`);
   if (name === 'recommend') recs.open();
+  if (name === 'ask') ask.open();
 }
 
 for (const tab of els.tabs) {
@@ -198,20 +215,31 @@ for (const tab of els.tabs) {
 
 // ---------- wiring ----------
 // Generation events carry their task: each goes to its view.
-const viewOf = (m) => (m.task === 'recommend' ? recs : tagline);
+const viewOf = (m) => ({ recommend: recs, ask })[m.task] ?? tagline;
+// The on-demand parts' progress goes to the tab that asked for them.
+const ASK_PARTS = ['passages', 'passage-index'];
+function routeProgress(m) {
+  if (m.asset === 'recs') recs.onProgress(m);
+  else if (ASK_PARTS.includes(m.asset)) ask.onProgress(m);
+  else onProgress(m);
+}
 const client = new WorkerClient({
-  progress: (m) => (m.asset === 'recs' ? recs.onProgress(m) : onProgress(m)),
+  progress: routeProgress,
   ready: onReady,
   error: onError,
   retrieved: (m) => tagline.onRetrieved(m),
   recs_ready: (m) => recs.onReady(m),
   recommended: (m) => recs.onRecommended(m),
+  ask_ready: (m) => ask.onReady(m),
+  answered: (m) => { ask.onAnswered(m); if (!m.answering) setState('ready'); },
   token: (m) => viewOf(m).onToken(m),
   done: (m) => { viewOf(m).onDone(m); setState('ready'); },
 }, onCrash);
 const tagline = new TaglineView(client, page);
 const recs = new RecsView(client, page);
-selectTab(location.hash === '#recommend' ? 'recommend' : 'tagline');
+const ask = new AskView(client, page);
+const TAB_HASHES = { '#recommend': 'recommend', '#ask': 'ask' };
+selectTab(TAB_HASHES[location.hash] ?? 'tagline');
 
 navigator.serviceWorker?.register('./sw.js').catch((err) => console.warn('service worker registration failed', err));
 startLoad();

@@ -40,7 +40,8 @@ export class WorkerClient {
 
   receive(message) {
     // Even a stale job's end means nothing is being written any more.
-    const ended = message.type === 'done' || message.type === 'error';
+    const ended = message.type === 'done' || message.type === 'error'
+      || (message.type === 'answered' && !message.answering); // "I don't know.": nothing to write
     if (ended && message.id === this.generating) this.generating = null;
     if (!this.isCurrent(message)) return;
     const handler = this.handlers[message.type];
@@ -85,6 +86,22 @@ export class WorkerClient {
     const id = this.nextId(protocol.TASKS.recommend);
     if (fields.note) this.generating = id;
     this.worker.postMessage(protocol.recommend({ ...fields, id }));
+    return id;
+  }
+
+  // Fetches the Ask tab's passage parts (its first opening); its errors carry the returned
+  // id (kept as `current.load_ask`).
+  loadAsk() {
+    const id = this.nextId('load_ask');
+    this.worker.postMessage(protocol.load_ask({ id }));
+    return id;
+  }
+
+  // Asks `fields.question` (the other fields take the engine's defaults); returns its id.
+  ask(fields) {
+    const id = this.nextId(protocol.TASKS.ask);
+    this.generating = id;
+    this.worker.postMessage(protocol.ask({ ...fields, id }));
     return id;
   }
 

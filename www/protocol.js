@@ -2,7 +2,7 @@
 // this file; MARQUEE_WRITE_FIXTURES=1 rewrites it.
 
 /** The jobs, by the name their messages carry. */
-export const TASKS = { tagline: "tagline", recommend: "recommend" };
+export const TASKS = { tagline: "tagline", recommend: "recommend", ask: "ask" };
 
 /** A tagline query's fields left out take these values (the engine's defaults). */
 export const TAGLINE_DEFAULTS = Object.freeze({
@@ -63,6 +63,25 @@ export const RECOMMEND_LIMITS = Object.freeze({
   "max_stars": 5.0
 });
 
+/** An ask request's fields left out take these values (the engine's defaults). */
+export const ASK_DEFAULTS = Object.freeze({
+  "question": "",
+  "k": 3,
+  "signal": "fused",
+  "context": "retrieved",
+  "max_context_tokens": 96,
+  "min_relevance": 0.35,
+  "max_tokens": 24
+});
+
+/** The bounds the engine checks an ask request against. */
+export const ASK_LIMITS = Object.freeze({
+  "max_k": 10,
+  "max_question_bytes": 300,
+  "max_context_tokens": 512,
+  "max_tokens": 64
+});
+
 function complete(type, fields, names) {
   const message = { type };
   for (const name of names) {
@@ -84,6 +103,12 @@ export const load_recs = (fields = {}) => complete('load_recs', fields, ['id']);
 /** Page → worker: `recommend`. */
 export const recommend = (fields = {}) => complete('recommend', { ...RECOMMEND_DEFAULTS, ...fields }, ['id', 'max_tokens', 'n', 'note', 'note_movies', 'ratings', 'repeat_penalty', 'seed', 'temperature', 'top_k', 'top_p']);
 
+/** Page → worker: `load_ask`. */
+export const load_ask = (fields = {}) => complete('load_ask', fields, ['id']);
+
+/** Page → worker: `ask`. */
+export const ask = (fields = {}) => complete('ask', { ...ASK_DEFAULTS, ...fields }, ['context', 'id', 'k', 'max_context_tokens', 'max_tokens', 'min_relevance', 'question', 'signal']);
+
 /** Page → worker: `cancel`. */
 export const cancel = (fields = {}) => complete('cancel', fields, ['id']);
 
@@ -91,7 +116,7 @@ export const cancel = (fields = {}) => complete('cancel', fields, ['id']);
 export const progress = (fields = {}) => complete('progress', fields, ['asset', 'cached', 'file', 'loaded', 'overall_loaded', 'overall_total', 'retry', 'stage', 'total']);
 
 /** Worker → page: `ready`. */
-export const ready = (fields = {}) => complete('ready', fields, ['attribution', 'cached_bytes', 'downloaded_bytes', 'generator', 'load_ms', 'movies', 'recommend', 'warnings']);
+export const ready = (fields = {}) => complete('ready', fields, ['ask', 'attribution', 'cached_bytes', 'downloaded_bytes', 'generator', 'load_ms', 'movies', 'recommend', 'warnings']);
 
 /** Worker → page: `retrieved`. */
 export const retrieved = (fields = {}) => complete('retrieved', fields, ['embed_ms', 'examples_in_prompt', 'id', 'mode', 'movies', 'prompt', 'prompt_tokens', 'search_ms', 'task']);
@@ -101,6 +126,12 @@ export const recs_ready = (fields = {}) => complete('recs_ready', fields, ['cach
 
 /** Worker → page: `recommended`. */
 export const recommended = (fields = {}) => complete('recommended', fields, ['id', 'movies', 'movies_in_prompt', 'note', 'prompt_tokens', 'rank_ms', 'task']);
+
+/** Worker → page: `ask_ready`. */
+export const ask_ready = (fields = {}) => complete('ask_ready', fields, ['cached_bytes', 'documents', 'downloaded_bytes', 'load_ms', 'passages']);
+
+/** Worker → page: `answered`. */
+export const answered = (fields = {}) => complete('answered', fields, ['answering', 'embed_ms', 'id', 'passages', 'passages_in_prompt', 'prompt_tokens', 'search_ms', 'task', 'unknown']);
 
 /** Worker → page: `token`. */
 export const token = (fields = {}) => complete('token', fields, ['id', 'task', 'text', 'tokens', 'tokens_per_s']);

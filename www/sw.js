@@ -14,6 +14,7 @@ const SHELL = [
   './',
   './index.html',
   './app.js',
+  './ask-view.js',
   './client.js',
   './dom.js',
   './protocol.js',

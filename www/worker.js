@@ -20,6 +20,10 @@
 // opens, so the first load does not grow. `recommend` ranks between any two model passes
 // (a tagline streaming does not hold it up); with `note` it stops any generation under way
 // and streams the note as a query streams its tagline.
+//
+// Ask: the passages and their vectors are on demand too, fetched together on the first
+// `load_ask` (the Ask tab's first opening), with per-part progress. `ask` stops any
+// generation under way, then retrieves and, unless the answer is "I don't know.", streams it.
 // Every message is built by protocol.js, generated from web/src/protocol.rs.
 
 import init, { Session } from './marquee-web.js';
@@ -38,6 +42,9 @@ let activeId = null;
 let partsCache = null;
 let onDemand = [];
 let recsLoading = null;
+let askLoading = null;
+// The Ask tab's two parts, fetched together.
+const ASK_PARTS = ['passages', 'passage-index'];
 
 const post = (message) => self.postMessage(message);
 
@@ -55,6 +62,12 @@ self.onmessage = (event) => {
       break;
     case 'recommend':
       runRecommend(message);
+      break;
+    case 'load_ask':
+      askLoading ??= loadAsk(message.id).finally(() => { askLoading = null; });
+      break;
+    case 'ask':
+      runAsk(message);
       break;
     case 'cancel':
       cancel(message.id);
@@ -97,13 +110,14 @@ async function load() {
     progress.stage('init');
     const loaded = next.finish();
     session = next;
-    // On-demand parts count as current: a cached recs part survives the next load.
+    // On-demand parts count as current: a cached recs or passages part survives the next load.
     if (cache) await forgetOtherParts(cache, all);
     post(protocol.ready({
       movies: loaded.movies,
       generator: loaded.generator,
       attribution: loaded.attribution,
       recommend: loaded.recommend,
+      ask: loaded.ask,
       load_ms: performance.now() - started,
       downloaded_bytes: stats.downloaded,
       cached_bytes: stats.cached,
@@ -366,6 +380,56 @@ async function runRecommend(request) {
     post(protocol.error({ id: request.id, message: describe(error), fatal: false }));
   } finally {
     if (streaming && activeId === request.id) activeId = null;
+  }
+}
+
+// Fetches (or takes from the cache) both passage parts, in parallel with progress, and
+// opens them: `ask_ready`, or an error with the request's id, which the Ask tab shows with
+// a retry.
+async function loadAsk(id) {
+  const started = performance.now();
+  try {
+    if (!session) throw new Error('the models are still loading');
+    const parts = onDemand.filter((p) => ASK_PARTS.includes(p.name));
+    if (parts.length !== ASK_PARTS.length) {
+      throw new Error('this bundle has no passages (it was built with --no-passages)');
+    }
+    const stats = { downloaded: 0, cached: 0, warnings: [], uncached: [] };
+    const progress = new Progress(parts);
+    const abort = new AbortController();
+    await Promise.all(parts.map((part) => loadPart(session, part, partsCache, progress, stats, abort.signal)
+      .catch((error) => { abort.abort(); throw error; })));
+    const opened = session.openAsk();
+    post(protocol.ask_ready({
+      documents: opened.documents,
+      passages: opened.passages,
+      load_ms: performance.now() - started,
+      downloaded_bytes: stats.downloaded,
+      cached_bytes: stats.cached,
+    }));
+  } catch (error) {
+    post(protocol.error({ id, message: `Ask: ${describe(error)}`, fatal: false }));
+  }
+}
+
+async function runAsk(request) {
+  if (!session) {
+    post(protocol.error({ id: request.id, message: 'The models are still loading.', fatal: false }));
+    return;
+  }
+  try {
+    // One generation at a time: a question stops whatever is being written (its view hears
+    // `done` with `cancelled`).
+    if (activeId !== null) cancel(activeId);
+    const event = session.ask(request);
+    post(event);
+    if (!event.answering) return;
+    activeId = request.id;
+    await stream(request.id);
+  } catch (error) {
+    post(protocol.error({ id: request.id, message: describe(error), fatal: false }));
+  } finally {
+    if (activeId === request.id) activeId = null;
   }
 }
 

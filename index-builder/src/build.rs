@@ -8,8 +8,10 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use marquee::builder::{
-    build_bundle, BuildOptions, GeneratorSource, ModelFiles, PassageSource, Progress,
+    build_bundle, BuildOptions, GeneratorSource, ModelFiles, PassageSource, PreviousPassages,
+    Progress,
 };
+use marquee::bundle::{self, part};
 use marquee::catalogue::{Catalogue, ColumnMapping, Movie};
 use marquee::embed::parse_gguf_dtype;
 use marquee::index::HnswParams;
@@ -95,6 +97,14 @@ pub struct BuildArgs {
     /// Build no passages (the bundle then has no Ask tab).
     #[arg(long)]
     no_passages: bool,
+    /// Embed the passages even when the bundle in --out already holds the same chunks
+    /// (by default their vectors are reused: embedding them takes most of a build).
+    #[arg(long, conflicts_with = "no_passages")]
+    reembed_passages: bool,
+    /// Another bundle whose passage vectors may be reused (when its chunks are the same)
+    /// [default: the bundle in --out]
+    #[arg(long, conflicts_with_all = ["no_passages", "reembed_passages"])]
+    reuse_passages_from: Option<PathBuf>,
     /// Passage chunks: window size in MiniLM tokens.
     #[arg(long, default_value_t = ChunkParams::default().size)]
     chunk_size: usize,
@@ -160,7 +170,11 @@ fn generator_source(args: &BuildArgs) -> anyhow::Result<Option<GeneratorSource>>
 
 /// The facts behind the Ask tab's passages: the catalogue (as TMDB's movies file) joined
 /// with the credits file, when there is one.
-fn passage_source(args: &BuildArgs, catalogue: &Path) -> anyhow::Result<Option<PassageSource>> {
+fn passage_source(
+    args: &BuildArgs,
+    catalogue: &Path,
+    out: &Path,
+) -> anyhow::Result<Option<PassageSource>> {
     let credits = match (&args.credits, args.catalogue.is_none()) {
         _ if args.no_passages => return Ok(None),
         (Some(path), _) => path.clone(),
@@ -187,7 +201,26 @@ fn passage_source(args: &BuildArgs, catalogue: &Path) -> anyhow::Result<Option<P
             size: args.chunk_size,
             overlap: args.chunk_overlap,
         },
+        previous: if args.reembed_passages {
+            None
+        } else {
+            previous_passages(args.reuse_passages_from.as_deref().unwrap_or(out))
+        },
     }))
+}
+
+/// The passage parts of the bundle already in `out`, if it has intact ones (the builder
+/// reuses their vectors only if its chunks are the same). Anything missing or damaged just
+/// means embedding again.
+fn previous_passages(out: &Path) -> Option<PreviousPassages> {
+    let manifest = bundle::read_manifest(out).ok()?;
+    let passages_json = bundle::read_part(out, &manifest, part::PASSAGES).ok()?;
+    let index = bundle::read_part(out, &manifest, part::PASSAGE_INDEX).ok()?;
+    Some(PreviousPassages {
+        manifest,
+        passages_json,
+        index,
+    })
 }
 
 /// The recommender's part from MovieLens, its titles joined to the catalogue being built
@@ -253,7 +286,7 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
             .map_or_else(String::new, |n| n.to_string_lossy().into()),
         columns,
         generator: generator_source(&args)?,
-        passages: passage_source(&args, &catalogue_path)?,
+        passages: passage_source(&args, &catalogue_path, &out)?,
         recs: recs_part(&args, &catalogue.movies)?,
         ..BuildOptions::default()
     };
@@ -296,12 +329,17 @@ pub fn run(args: BuildArgs) -> anyhow::Result<()> {
     let per_second = catalogue.len() as f64 / timings.embed.max(1e-9);
     println!(
         "seconds: load model {:.1}, embed {:.1} ({per_second:.0} texts/s), quantize embedder {:.1}, \
-         HNSW {:.1}, passages {:.1}, generator {:.1}; total {:.1}",
+         HNSW {:.1}, passages {:.1}{}, generator {:.1}; total {:.1}",
         timings.load_model,
         timings.embed,
         timings.quantize_embedder,
         timings.build_index,
         timings.passages,
+        if timings.passages_reused {
+            " (vectors reused from the previous bundle: same chunks)"
+        } else {
+            ""
+        },
         timings.prepare_generator,
         started.elapsed().as_secs_f64()
     );

@@ -89,8 +89,9 @@ const cachedParts = (page) => page.evaluate(async () => {
   const cache = await caches.open('marquee-parts-v1');
   return (await cache.keys()).map((r) => new URL(r.url).pathname.split('/').pop() + new URL(r.url).search);
 });
-// The parts a first load fetches: the on-demand ones (the recs part) wait for their feature.
-const ON_DEMAND = ['recs'];
+// The parts a first load fetches: the on-demand ones (the recs part, the Ask tab's passages)
+// wait for their feature (the bundle's `part::ON_DEMAND`).
+const ON_DEMAND = ['recs', 'passages', 'passage-index'];
 const loadedAtStart = (manifest) => manifest.parts.filter((p) => !ON_DEMAND.includes(p.name));
 const expectedParts = (manifest) => loadedAtStart(manifest).map((p) => `${p.file}?sha256=${p.sha256}`).sort();
 

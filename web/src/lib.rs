@@ -3,13 +3,15 @@
 //! [`Session`] (which verifies it against the manifest), then drives queries: `query`
 //! retrieves and starts a generation (sampled or beam search), `recommend` ranks movies for
 //! ratings (once `openRecs` has the on-demand recs part) and may start the note on why,
-//! `step` decodes one piece of either, `cancel` stops it. One model pass per call lets the
+//! `ask` answers a question from passages (once `openAsk` has the on-demand passage parts),
+//! `step` decodes one piece of any of them, `cancel` stops it. One model pass per call lets the
 //! worker return to its event loop between tokens (and between a beam search's passes), so
 //! a Stop message, or a re-ranking as the visitor rates, is handled within one pass.
 //!
 //! Everything model-related lives in the `marquee` engine crate; this crate only converts
 //! between JS values and engine types and keeps the clock (the engine has none).
 
+mod ask;
 pub mod protocol;
 mod recs;
 
@@ -17,6 +19,7 @@ use std::collections::HashMap;
 
 use marquee::bundle::{part, Manifest};
 use marquee::generate::{Adapter, AdapterMode, Generator};
+use marquee::qa::PassageIndex;
 use marquee::retriever::Retriever;
 use marquee::task::recommend::{Recommender, ResolvedProfile};
 use marquee::task::tagline::Tagline;
@@ -38,6 +41,8 @@ pub struct Session {
     adapter_on: bool,
     /// From the recs part, once the Recommend tab has asked for it.
     recommender: Option<Recommender>,
+    /// From the passage parts, once the Ask tab has asked for them.
+    passages: Option<PassageIndex>,
     running: Option<Running>,
 }
 
@@ -70,6 +75,8 @@ struct Loaded {
     attribution: String,
     /// Whether the bundle has the recs part (the Recommend tab).
     recommend: bool,
+    /// Whether the bundle has both passage parts (the Ask tab).
+    ask: bool,
 }
 
 /// What `openRecs` learned, for the worker's `recs_ready` message.
@@ -119,6 +126,7 @@ impl Session {
             adapter: None,
             adapter_on: false,
             recommender: None,
+            passages: None,
             running: None,
         })
     }
@@ -194,6 +202,7 @@ impl Session {
             }),
             attribution: self.manifest.catalogue.attribution.clone(),
             recommend: self.manifest.optional_part(part::RECS).is_some(),
+            ask: ask::in_manifest(&self.manifest),
         };
         self.retriever = Some(retriever);
         to_js(&loaded)
@@ -207,6 +216,11 @@ impl Session {
         let Request::Query { id, task, tagline } = request else {
             return Err(js_error("not a query message"));
         };
+        if task != TaskName::Tagline {
+            return Err(js_error(
+                "a query writes a tagline; other jobs have their own messages",
+            ));
+        }
         self.running = None;
         self.use_adapter(true)?;
         let retriever = self

@@ -4,13 +4,15 @@
 //! with each task's defaults and limits from the engine; a test fails when the committed
 //! file differs, and `MARQUEE_WRITE_FIXTURES=1 cargo test -p marquee-web` rewrites it.
 //!
-//! Page → worker: [`Request`] (`load`, `query`, `load_recs`, `recommend`, `cancel`).
+//! Page → worker: [`Request`] (`load`, `query`, `load_recs`, `recommend`, `load_ask`, `ask`,
+//! `cancel`).
 //! Worker → page: [`Event`] (`progress`, `ready`, `retrieved`, `recs_ready`, `recommended`,
-//! `token`, `done`, `error`). Messages about a job carry its `id`, and those from the worker
+//! `ask_ready`, `answered`, `token`, `done`, `error`). Messages about a job carry its `id`, and those from the worker
 //! its `task`, so the page hands each to its view.
 
 use marquee::generate::StopReason;
 use marquee::index::SearchMode;
+use marquee::task::ask::{Ask, AskRequest, LIMITS as ASK_LIMITS};
 use marquee::task::recommend::{
     Recommend, RecommendRequest, ResolvedProfile, LIMITS as RECOMMEND_LIMITS,
 };
@@ -24,6 +26,7 @@ use serde::{Deserialize, Serialize};
 pub enum TaskName {
     Tagline,
     Recommend,
+    Ask,
 }
 
 /// Page → worker.
@@ -48,6 +51,17 @@ pub enum Request {
         id: u32,
         #[serde(flatten)]
         recommend: RecommendRequest,
+    },
+    /// Fetch (or take from the cache) the Ask tab's two parts (the passages and their
+    /// vectors), on the tab's first opening: the first load does not carry them. A failure
+    /// is an `error` with this `id`.
+    LoadAsk { id: u32 },
+    /// Answer a question: the passages found (`answered`), then, unless nothing relevant was
+    /// found, the answer streamed as `token` events of task `ask`, then `done`.
+    Ask {
+        id: u32,
+        #[serde(flatten)]
+        ask: AskRequest,
     },
     /// Stop the query `id` (its generation ends with `cancelled`).
     Cancel { id: u32 },
@@ -94,6 +108,21 @@ pub struct RecommendedMovie {
     pub because: Vec<Because>,
 }
 
+/// One retrieved passage as the page shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PassageShown {
+    /// The movie's position in the catalogue.
+    pub movie: usize,
+    pub title: String,
+    pub year: Option<i32>,
+    /// The chunk's words (the prompt puts "Title (year): " before them).
+    pub text: String,
+    /// The question's cosine with the chunk: what "I don't know" is decided on.
+    pub cosine: f32,
+    /// What ranked it (the fused reciprocal-rank sum by default).
+    pub score: f32,
+}
+
 /// A download that failed and will be tried again.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Retry {
@@ -130,6 +159,8 @@ pub enum Event {
         attribution: String,
         /// Whether the bundle has the recommender's part (the Recommend tab).
         recommend: bool,
+        /// Whether the bundle has the passages and their vectors (the Ask tab).
+        ask: bool,
         load_ms: f64,
         downloaded_bytes: u64,
         cached_bytes: u64,
@@ -169,6 +200,31 @@ pub enum Event {
         note: bool,
         /// Recommendations the note's prompt holds, and its size.
         movies_in_prompt: usize,
+        prompt_tokens: usize,
+    },
+    /// The Ask tab's parts are loaded.
+    AskReady {
+        /// Movies with a document.
+        documents: usize,
+        /// Chunks searched.
+        passages: usize,
+        load_ms: f64,
+        downloaded_bytes: u64,
+        cached_bytes: u64,
+    },
+    /// The passages found for ask query `id`, best first. `unknown`: the best one is below
+    /// the relevance threshold, the answer is "I don't know." and nothing is generated;
+    /// `answering`: the answer is being written (`token` events, then `done`).
+    Answered {
+        id: u32,
+        task: TaskName,
+        passages: Vec<PassageShown>,
+        unknown: bool,
+        answering: bool,
+        embed_ms: f64,
+        search_ms: f64,
+        /// The first passages that fit the prompt's token budget, and its size.
+        passages_in_prompt: usize,
         prompt_tokens: usize,
     },
     Token {
@@ -217,6 +273,11 @@ fn samples() -> (Vec<Request>, Vec<Event>) {
             id: 0,
             recommend: RecommendRequest::default(),
         },
+        Request::LoadAsk { id: 0 },
+        Request::Ask {
+            id: 0,
+            ask: AskRequest::default(),
+        },
         Request::Cancel { id: 0 },
     ];
     let events = vec![
@@ -236,6 +297,7 @@ fn samples() -> (Vec<Request>, Vec<Event>) {
             generator: None,
             attribution: String::new(),
             recommend: false,
+            ask: false,
             load_ms: 0.0,
             downloaded_bytes: 0,
             cached_bytes: 0,
@@ -267,6 +329,24 @@ fn samples() -> (Vec<Request>, Vec<Event>) {
             rank_ms: 0.0,
             note: false,
             movies_in_prompt: 0,
+            prompt_tokens: 0,
+        },
+        Event::AskReady {
+            documents: 0,
+            passages: 0,
+            load_ms: 0.0,
+            downloaded_bytes: 0,
+            cached_bytes: 0,
+        },
+        Event::Answered {
+            id: 0,
+            task: TaskName::Ask,
+            passages: Vec::new(),
+            unknown: false,
+            answering: false,
+            embed_ms: 0.0,
+            search_ms: 0.0,
+            passages_in_prompt: 0,
             prompt_tokens: 0,
         },
         Event::Token {
@@ -312,9 +392,11 @@ pub fn javascript() -> String {
     let recommend_defaults =
         serde_json::to_string_pretty(&RecommendRequest::default()).unwrap_or_default();
     let recommend_limits = serde_json::to_string_pretty(&RECOMMEND_LIMITS).unwrap_or_default();
+    let ask_defaults = serde_json::to_string_pretty(&AskRequest::default()).unwrap_or_default();
+    let ask_limits = serde_json::to_string_pretty(&ASK_LIMITS).unwrap_or_default();
     out.push_str(&format!(
         "/** The jobs, by the name their messages carry. */\n\
-         export const TASKS = {{ tagline: {:?}, recommend: {:?} }};\n\n\
+         export const TASKS = {{ tagline: {:?}, recommend: {:?}, ask: {:?} }};\n\n\
          /** A tagline query's fields left out take these values (the engine's defaults). */\n\
          export const TAGLINE_DEFAULTS = Object.freeze({defaults});\n\n\
          /** The bounds the engine checks a tagline query against. */\n\
@@ -322,9 +404,14 @@ pub fn javascript() -> String {
          /** A recommend request's fields left out take these values (the engine's defaults). */\n\
          export const RECOMMEND_DEFAULTS = Object.freeze({recommend_defaults});\n\n\
          /** The bounds the engine checks a recommend request against. */\n\
-         export const RECOMMEND_LIMITS = Object.freeze({recommend_limits});\n\n",
+         export const RECOMMEND_LIMITS = Object.freeze({recommend_limits});\n\n\
+         /** An ask request's fields left out take these values (the engine's defaults). */\n\
+         export const ASK_DEFAULTS = Object.freeze({ask_defaults});\n\n\
+         /** The bounds the engine checks an ask request against. */\n\
+         export const ASK_LIMITS = Object.freeze({ask_limits});\n\n",
         Tagline::NAME,
-        Recommend::NAME
+        Recommend::NAME,
+        Ask::NAME
     ));
     out.push_str(
         "function complete(type, fields, names) {\n  \
@@ -353,6 +440,7 @@ pub fn javascript() -> String {
         let fields = match kind.as_str() {
             "query" => "{ ...TAGLINE_DEFAULTS, ...fields }",
             "recommend" => "{ ...RECOMMEND_DEFAULTS, ...fields }",
+            "ask" => "{ ...ASK_DEFAULTS, ...fields }",
             _ => "fields",
         };
         out.push_str(&format!(
@@ -445,5 +533,47 @@ mod tests {
             r#"{"type": "recommend", "id": 1, "ratings": [{"movie": "Heat"}]}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn an_ask_request_reads_its_question_and_defaults() {
+        let request: Request = serde_json::from_str(
+            r#"{"type": "ask", "id": 7, "question": "Who directed Alien?", "k": 5}"#,
+        )
+        .expect("parses");
+        let Request::Ask { id, ask } = request else {
+            panic!("not an ask request");
+        };
+        assert_eq!(
+            (id, ask.question.as_str(), ask.k),
+            (7, "Who directed Alien?", 5)
+        );
+        let defaults = AskRequest::default();
+        assert_eq!(ask.min_relevance, defaults.min_relevance);
+        assert_eq!(ask.max_tokens, defaults.max_tokens);
+        assert_eq!(ask.signal, defaults.signal);
+        assert!(matches!(
+            serde_json::from_str::<Request>(r#"{"type": "load_ask", "id": 2}"#),
+            Ok(Request::LoadAsk { id: 2 })
+        ));
+        assert!(serde_json::from_str::<Request>(
+            r#"{"type": "ask", "id": 1, "question": "q", "signal": "psychic"}"#
+        )
+        .is_err());
+        let answered = serde_json::to_value(Event::Answered {
+            id: 1,
+            task: TaskName::Ask,
+            passages: vec![PassageShown::default()],
+            unknown: true,
+            answering: false,
+            embed_ms: 0.0,
+            search_ms: 0.0,
+            passages_in_prompt: 0,
+            prompt_tokens: 0,
+        })
+        .expect("serializes");
+        assert_eq!(answered["type"], "answered");
+        assert_eq!(answered["task"], "ask");
+        assert_eq!(answered["passages"][0]["cosine"], 0.0);
     }
 }

@@ -39,9 +39,11 @@ impl Session {
             source: part.source.clone(),
         };
         let recommender = Recommender::new(part, retriever.movies());
-        if let Some(generator) = self.generator.as_mut() {
-            // The note's system turn goes into the KV cache now, while the tab says
-            // "loading", instead of into the first note's wait.
+        // The note's system turn goes into the KV cache now, while the tab says "loading",
+        // instead of into the first note's wait; but not while a tagline is being written:
+        // priming runs the model and would pull the KV cache from under it (the first note
+        // then prefills its whole prompt).
+        if let (Some(generator), None) = (self.generator.as_mut(), self.running.as_ref()) {
             marquee::task::prime::<Recommend>(generator).map_err(js_error)?;
         }
         self.recommender = Some(recommender);
@@ -60,6 +62,10 @@ impl Session {
         if note {
             self.running = None;
             self.use_adapter(false)?;
+            // A no-op once primed (see `open_recs`).
+            if let Some(generator) = self.generator.as_mut() {
+                marquee::task::prime::<Recommend>(generator).map_err(js_error)?;
+            }
         }
         let (Some(recommender), Some(retriever)) =
             (self.recommender.as_ref(), self.retriever.as_ref())
