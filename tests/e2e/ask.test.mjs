@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { launchProfile } from './browser.mjs';
+import { launchProfile, waitForPageState } from './browser.mjs';
 import { StaticServer } from './static-server.mjs';
 
 const DIST = resolve(process.env.MARQUEE_DIST ?? 'dist');
@@ -41,14 +41,7 @@ after(async () => {
   await server?.stop();
 });
 
-async function waitForState(state, timeout) {
-  await page.waitForFunction(
-    (wanted) => document.body.dataset.state === wanted || document.body.dataset.state === 'error',
-    state, { timeout },
-  );
-  const actual = await page.evaluate(() => document.body.dataset.state);
-  if (actual === 'error') assert.fail(`the page reports an error: ${await page.textContent('#error')}`);
-}
+const waitForState = (state, timeout) => waitForPageState(page, state, timeout);
 
 const requestsOf = (file) => server.requests.get(`/bundle/${file}`) ?? 0;
 

@@ -5,6 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import assert from 'node:assert/strict';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
@@ -21,4 +22,15 @@ export async function launchProfile(options = {}) {
   const first = browser.pages()[0] ?? await browser.newPage();
   first.on('pageerror', (error) => console.error('page error:', error.message));
   return [browser, first];
+}
+
+// Waits until the page's body[data-state] is `state` (the page's own signal that a load or a
+// job is over); a page that reports an error instead fails the test with its message.
+export async function waitForPageState(page, state, timeout) {
+  await page.waitForFunction(
+    (wanted) => document.body.dataset.state === wanted || document.body.dataset.state === 'error',
+    state, { timeout },
+  );
+  const actual = await page.evaluate(() => document.body.dataset.state);
+  if (actual === 'error') assert.fail(`the page reports an error: ${await page.textContent('#error')}`);
 }

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { launchProfile } from './browser.mjs';
+import { launchProfile, waitForPageState } from './browser.mjs';
 import { StaticServer } from './static-server.mjs';
 
 const DIST = resolve(process.env.MARQUEE_DIST ?? 'dist');
@@ -47,14 +47,7 @@ after(async () => {
   await server?.stop();
 });
 
-async function waitForState(state, timeout) {
-  await page.waitForFunction(
-    (wanted) => document.body.dataset.state === wanted || document.body.dataset.state === 'error',
-    state, { timeout },
-  );
-  const actual = await page.evaluate(() => document.body.dataset.state);
-  if (actual === 'error') assert.fail(`the page reports an error: ${await page.textContent('#error')}`);
-}
+const waitForState = (state, timeout) => waitForPageState(page, state, timeout);
 
 async function recsReady() {
   await page.waitForSelector('#recs-panel[data-recs="ready"], #recs-panel[data-recs="error"]',
