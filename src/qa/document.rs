@@ -3,6 +3,7 @@
 //! naming its movie ([`header`]), so the body does not repeat the title.
 
 use super::facts::MovieFacts;
+use super::fields::{DIRECTED, GENRE, KEYWORDS, MUSIC, RELEASED, RUNTIME, STARRING, WRITTEN};
 
 /// "Alien (1979)": what every chunk of a movie's document starts with.
 pub fn header(title: &str, year: Option<i32>) -> String {
@@ -25,13 +26,13 @@ fn list(names: &[String]) -> String {
 pub fn body(facts: &MovieFacts) -> String {
     let mut sentences: Vec<String> = Vec::new();
     if !facts.directors.is_empty() {
-        sentences.push(format!("Directed by {}.", list(&facts.directors)));
+        sentences.push(format!("{DIRECTED} {}.", list(&facts.directors)));
     }
     if !facts.writers.is_empty() {
-        sentences.push(format!("Written by {}.", list(&facts.writers)));
+        sentences.push(format!("{WRITTEN} {}.", list(&facts.writers)));
     }
     if !facts.composers.is_empty() {
-        sentences.push(format!("Music by {}.", list(&facts.composers)));
+        sentences.push(format!("{MUSIC} {}.", list(&facts.composers)));
     }
     if !facts.cast.is_empty() {
         let roles: Vec<String> = facts
@@ -45,23 +46,23 @@ pub fn body(facts: &MovieFacts) -> String {
                 }
             })
             .collect();
-        sentences.push(format!("Starring {}.", list(&roles)));
+        sentences.push(format!("{STARRING} {}.", list(&roles)));
     }
     let mut about = Vec::new();
     if let Some(year) = facts.year {
-        about.push(format!("Released in {year}"));
+        about.push(format!("{RELEASED} {year}"));
     }
     if !facts.genres.is_empty() {
-        about.push(format!("genre {}", facts.genres.join(", ")));
+        about.push(format!("{GENRE} {}", facts.genres.join(", ")));
     }
     if let Some(minutes) = facts.runtime {
-        about.push(format!("runtime {minutes} minutes"));
+        about.push(format!("{RUNTIME} {minutes} minutes"));
     }
     if !about.is_empty() {
         sentences.push(format!("{}.", about.join("; ")));
     }
     if !facts.keywords.is_empty() {
-        sentences.push(format!("Keywords: {}.", facts.keywords.join(", ")));
+        sentences.push(format!("{KEYWORDS} {}.", facts.keywords.join(", ")));
     }
     if !facts.overview.is_empty() {
         sentences.push(facts.overview.clone());

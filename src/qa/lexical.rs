@@ -12,6 +12,10 @@ const STOPWORDS: &[&str] = &[
     "which", "who", "whom", "with", "year",
 ];
 
+pub fn is_stopword(word: &str) -> bool {
+    STOPWORDS.contains(&word)
+}
+
 /// Lowercase words of letters and digits; a possessive "'s" is dropped.
 pub fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric() && c != '\'')
@@ -71,7 +75,7 @@ impl Bm25 {
         let n = self.lengths.len() as f32;
         let mut seen: Vec<String> = Vec::new();
         for word in words(query) {
-            if STOPWORDS.contains(&word.as_str()) || seen.contains(&word) {
+            if is_stopword(&word) || seen.contains(&word) {
                 continue;
             }
             let Some(list) = self.postings.get(&word) else {
@@ -93,16 +97,21 @@ impl Bm25 {
 
     /// The `k` best texts with a score above 0, best first (ties: the earlier text).
     pub fn search(&self, query: &str, k: usize) -> Vec<(usize, f32)> {
-        let mut hits: Vec<(usize, f32)> = self
-            .scores(query)
-            .into_iter()
-            .enumerate()
-            .filter(|(_, s)| *s > 0.0)
-            .collect();
-        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        hits.truncate(k);
-        hits
+        best(&self.scores(query), k)
     }
+}
+
+/// The `k` best of `scores` above 0, best first (ties: the earlier one).
+pub fn best(scores: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut hits: Vec<(usize, f32)> = scores
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, s)| *s > 0.0)
+        .collect();
+    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    hits.truncate(k);
+    hits
 }
 
 #[cfg(test)]

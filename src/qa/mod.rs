@@ -15,10 +15,12 @@ pub mod build;
 pub mod chunk;
 pub mod document;
 pub mod facts;
+pub mod fields;
 pub mod lexical;
 pub mod metrics;
 pub mod passages;
 pub mod questions;
+pub mod titles;
 
 pub use chunk::ChunkParams;
-pub use passages::{PassageHit, PassageIndex, Passages, Signal};
+pub use passages::{Fusion, PassageHit, PassageIndex, Passages, Signal};

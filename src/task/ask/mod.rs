@@ -57,10 +57,11 @@ pub struct AskRequest {
     /// first token (≈ 90 tokens/s in the page), and the best passage alone holds the answer
     /// to most questions.
     pub max_context_tokens: usize,
-    /// Below this cosine between the question and the best passage, the answer is
-    /// [`UNKNOWN`]. Off-topic questions score 0.15–0.29; `index-builder ask-eval`'s table
-    /// (docs/evaluation.md) shows 0.35 refuses 0.9 % of answerable questions and catches
-    /// 12 % of those about missing movies: higher catches more but refuses too many.
+    /// Below this [`relevance`] the answer is [`UNKNOWN`] and nothing is generated: the
+    /// guard against off-topic questions (cooking, capitals: 0.03–0.29), while the reader
+    /// adapter says "I don't know." itself when the passages are about another movie.
+    /// `index-builder ask-eval`'s threshold table (docs/evaluation.md) gives its precision
+    /// and recall on questions about missing movies and how many answerable ones it refuses.
     pub min_relevance: f32,
     pub max_tokens: usize,
 }
@@ -144,6 +145,13 @@ impl AskRequest {
     }
 }
 
+/// How relevant the passages found are to the question: the best cosine among them. Not
+/// the first passage's alone: the fusion may put first a chunk that states the fact asked
+/// for ("Written by …") though another chunk of the same movie is closer in meaning.
+pub fn relevance(hits: &[PassageHit]) -> f32 {
+    hits.iter().map(|h| h.cosine).fold(-1.0, f32::max)
+}
+
 /// The prompt a request became.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AskPrompt {
@@ -186,10 +194,7 @@ pub fn start(
         Context::None => Vec::new(),
     };
     on_phase(Phase::Searched);
-    let unknown = request.context == Context::Retrieved
-        && hits
-            .first()
-            .is_none_or(|h| h.cosine < request.min_relevance);
+    let unknown = request.context == Context::Retrieved && relevance(&hits) < request.min_relevance;
     let Some(generator) = generator.filter(|_| !unknown) else {
         return Ok(Started {
             hits,
@@ -266,5 +271,17 @@ mod tests {
             );
         }
         assert_eq!(AskRequest::new("q").sampling().temperature, 0.0);
+    }
+
+    #[test]
+    fn relevance_is_the_closest_passage_not_the_first() {
+        let hit = |cosine| PassageHit {
+            chunk: 0,
+            movie: 0,
+            score: 1.0,
+            cosine,
+        };
+        assert_eq!(relevance(&[hit(0.2), hit(0.6), hit(0.4)]), 0.6);
+        assert_eq!(relevance(&[]), -1.0, "nothing found is never relevant");
     }
 }
