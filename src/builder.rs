@@ -98,6 +98,9 @@ pub struct GeneratorSource {
     /// A LoRA adapter file trained on `gguf` (`index-builder finetune`), shipped as its own
     /// part so that a browser keeps its cached generator when only the adapter changes.
     pub adapter: Option<Vec<u8>>,
+    /// The Ask tab's reader adapter (`finetune --task ask`), shipped as an on-demand part
+    /// when the bundle has passages.
+    pub ask_adapter: Option<Vec<u8>>,
 }
 
 impl Default for BuildOptions {
@@ -249,7 +252,11 @@ pub fn build_bundle(
             report: catalogue.report.clone(),
             attribution: options.attribution.clone(),
         },
-        generator: generator.as_ref().map(|(info, _, _)| info.clone()),
+        generator: generator.as_ref().map(|(info, _)| GeneratorInfo {
+            // The reader adapter ships only with the passages it reads.
+            ask_adapter: info.ask_adapter.clone().filter(|_| passages.is_some()),
+            ..info.clone()
+        }),
         parts: Vec::new(),
     };
     let movies = serde_json::to_vec(&catalogue.movies)
@@ -267,16 +274,20 @@ pub fn build_bundle(
         "tokenizer.json",
         model.tokenizer_json.clone(),
     );
-    if let Some((info, gguf, adapter)) = generator {
-        let file = format!("generator-{}.gguf", info.dtype);
-        bundle.add_optional(part::GENERATOR, &file, gguf);
-        if let Some(adapter) = adapter {
-            bundle.add_optional(part::ADAPTER, "tagline-lora.safetensors", adapter);
-        }
-    }
+    let has_passages = passages.is_some();
     if let Some((passages, index)) = passages {
         bundle.add_optional(part::PASSAGES, "passages.json", passages.to_json());
         bundle.add_optional(part::PASSAGE_INDEX, "passage-index.bin", index.to_bytes()?);
+    }
+    if let (Some((info, gguf)), Some(source)) = (generator, &options.generator) {
+        let file = format!("generator-{}.gguf", info.dtype);
+        bundle.add_optional(part::GENERATOR, &file, gguf);
+        if let Some(adapter) = &source.adapter {
+            bundle.add_optional(part::ADAPTER, "tagline-lora.safetensors", adapter.clone());
+        }
+        if let Some(adapter) = source.ask_adapter.as_ref().filter(|_| has_passages) {
+            bundle.add_optional(part::ASK_ADAPTER, "ask-lora.safetensors", adapter.clone());
+        }
     }
     if let Some(recs) = &options.recs {
         crate::recommend::part::RecsPart::from_json(recs).map_err(|e| Error::PartDecode {
@@ -288,11 +299,9 @@ pub fn build_bundle(
     Ok((bundle, timings))
 }
 
-/// Re-stores the generator if asked, then loads it once so a bundle never ships a model
-/// the engine cannot run.
-fn prepare_generator(
-    source: &GeneratorSource,
-) -> Result<(GeneratorInfo, Vec<u8>, Option<Vec<u8>>)> {
+/// Re-stores the generator if asked, then loads it once, with each adapter applied, so a
+/// bundle never ships a model or an adapter the engine cannot run.
+fn prepare_generator(source: &GeneratorSource) -> Result<(GeneratorInfo, Vec<u8>)> {
     let (gguf, dtype, how) = match source.requantize_q4_1_to {
         Some(to) => {
             let name = format!("{to:?}").to_lowercase();
@@ -306,20 +315,21 @@ fn prepare_generator(
         None => (source.gguf.clone(), "as shipped".into(), "unchanged".into()),
     };
     let mut generator = Generator::from_llama_gguf(&gguf)?;
-    let adapter = match &source.adapter {
-        Some(bytes) => {
-            let adapter = Adapter::read(bytes)?;
-            adapter.check_base(&source.gguf)?;
-            generator.set_adapter(Some(&adapter), AdapterMode::Apart)?;
-            Some(adapter.describe())
-        }
-        None => None,
+    let mut check = |bytes: &Option<Vec<u8>>| -> Result<Option<String>> {
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        let adapter = Adapter::read(bytes)?;
+        adapter.check_base(&source.gguf)?;
+        generator.set_adapter(Some(&adapter), AdapterMode::Apart)?;
+        Ok(Some(adapter.describe()))
     };
     let info = GeneratorInfo {
         model: source.model.clone(),
         dtype,
         source: format!("{} ({how})", source.source),
-        adapter,
+        adapter: check(&source.adapter)?,
+        ask_adapter: check(&source.ask_adapter)?,
     };
-    Ok((info, gguf, source.adapter.clone()))
+    Ok((info, gguf))
 }

@@ -36,8 +36,10 @@ pub mod part {
     pub const GENERATOR: &str = "generator";
     /// The parts every bundle has.
     pub const ALL: [&str; 4] = [MOVIES, INDEX, EMBEDDER, TOKENIZER];
-    /// The generator's LoRA adapter (safetensors, `generate::adapter`).
+    /// The generator's LoRA adapter for taglines (safetensors, `generate::adapter`).
     pub const ADAPTER: &str = "adapter";
+    /// The Ask tab's reader adapter (the same format), fetched with the passages.
+    pub const ASK_ADAPTER: &str = "ask-adapter";
     /// The Ask tab's documents and chunks (JSON, `qa::Passages`).
     pub const PASSAGES: &str = "passages";
     /// The chunks' MiniLM vectors (the `index` part's format).
@@ -46,11 +48,18 @@ pub mod part {
     /// nearest movies and rating counts, never a rating.
     pub const RECS: &str = "recs";
     /// The optional parts this build knows.
-    pub const OPTIONAL: [&str; 5] = [GENERATOR, ADAPTER, PASSAGES, PASSAGE_INDEX, RECS];
+    pub const OPTIONAL: [&str; 6] = [
+        GENERATOR,
+        ADAPTER,
+        ASK_ADAPTER,
+        PASSAGES,
+        PASSAGE_INDEX,
+        RECS,
+    ];
     /// Optional parts a reader fetches only when a view first needs them (the Ask and
     /// Recommend tabs'), so the tagline page's first load does not grow with every job the
     /// bundle carries.
-    pub const ON_DEMAND: [&str; 3] = [PASSAGES, PASSAGE_INDEX, RECS];
+    pub const ON_DEMAND: [&str; 4] = [PASSAGES, PASSAGE_INDEX, ASK_ADAPTER, RECS];
 
     /// Whether this build knows a part called `name`.
     pub fn is_known(name: &str) -> bool {
@@ -60,6 +69,15 @@ pub mod part {
     /// Whether a part is fetched on demand rather than at load.
     pub fn is_on_demand(name: &str) -> bool {
         ON_DEMAND.contains(&name)
+    }
+
+    /// The view (page tab) an on-demand part is fetched for: "ask" or "recommend".
+    pub fn view_of(name: &str) -> Option<&'static str> {
+        match name {
+            PASSAGES | PASSAGE_INDEX | ASK_ADAPTER => Some("ask"),
+            RECS => Some("recommend"),
+            _ => None,
+        }
     }
 }
 
@@ -87,6 +105,9 @@ pub struct GeneratorInfo {
     /// The LoRA adapter shipped beside it (the `adapter` part), described.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapter: Option<String>,
+    /// The Ask tab's reader adapter (the `ask-adapter` part), described.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask_adapter: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -447,6 +468,19 @@ mod tests {
         evil.parts[0].file = "../etc/passwd".into();
         assert!(read_part(&dir, &evil, &evil.parts[0].name.clone()).is_err());
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn every_on_demand_part_names_its_view_and_no_other_part_does() {
+        for name in part::ON_DEMAND {
+            assert!(part::is_known(name) && !part::ALL.contains(&name), "{name}");
+            assert!(part::view_of(name).is_some(), "{name}");
+        }
+        for name in part::ALL.iter().chain(&[part::GENERATOR, part::ADAPTER]) {
+            assert_eq!(part::view_of(name), None, "{name}");
+        }
+        assert_eq!(part::view_of(part::ASK_ADAPTER), Some("ask"));
+        assert_eq!(part::view_of(part::RECS), Some("recommend"));
     }
 
     #[test]

@@ -217,10 +217,9 @@ for (const tab of els.tabs) {
 // Generation events carry their task: each goes to its view.
 const viewOf = (m) => ({ recommend: recs, ask })[m.task] ?? tagline;
 // The on-demand parts' progress goes to the tab that asked for them.
-const ASK_PARTS = ['passages', 'passage-index'];
 function routeProgress(m) {
-  if (m.asset === 'recs') recs.onProgress(m);
-  else if (ASK_PARTS.includes(m.asset)) ask.onProgress(m);
+  if (m.view === 'recommend') recs.onProgress(m);
+  else if (m.view === 'ask') ask.onProgress(m);
   else onProgress(m);
 }
 const client = new WorkerClient({

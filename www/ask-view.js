@@ -9,13 +9,14 @@ import { ASK_DEFAULTS, ASK_LIMITS } from './protocol.js';
 import { $, el, mb, num, pct } from './dom.js';
 
 const STOP_LABELS = { end_of_text: 'end of text', end_of_line: 'end of line', max_tokens: 'max tokens' };
-// Facts the default TMDB catalogue holds, each in the top passage found for it (checked
-// with `index-builder ask`).
+// Facts the default TMDB catalogue holds, each in the top passage found for it and answered
+// right by the reader (checked with `index-builder ask` and in the page). Not "Who played
+// the Joker in The Dark Knight?": the reader names the cast's first actor (docs/evaluation.md).
 const EXAMPLES = [
   'Who directed Jurassic Park?',
   'Who directed Avatar?',
   'Which 2010 film did Christopher Nolan direct?',
-  'Who played the Joker in The Dark Knight?',
+  'Who composed the music for Titanic?',
 ];
 const bytes = (text) => new TextEncoder().encode(text).length;
 
@@ -149,11 +150,12 @@ export class AskView {
     els.listStats.textContent = `question embedded in ${num(m.embed_ms, 1)} ms · ` +
       `searched in ${num(m.search_ms, 1)} ms (MiniLM + BM25)`;
     if (m.unknown) {
-      const best = this.passages[0]?.cosine; // what the engine decides on
+      // What the engine decides on: the best similarity among the passages (task::ask::relevance).
+      const best = this.passages.length ? Math.max(...this.passages.map((p) => p.cosine)) : null;
       els.answer.textContent = "I don't know.";
       els.answer.dataset.unknown = 'true';
       els.note.textContent = 'No passage is close enough to the question to answer from ' +
-        `(the top one's similarity is ${num(best, 2) ?? '–'}, below ${num(ASK_DEFAULTS.min_relevance, 2)}). ` +
+        `(the closest one's similarity is ${num(best, 2) ?? '–'}, below ${num(ASK_DEFAULTS.min_relevance, 2)}). ` +
         'The nearest ones are below, for what they are worth.';
       els.stats.textContent = this.retrieval;
       this.finish('unknown');

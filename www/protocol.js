@@ -113,7 +113,7 @@ export const ask = (fields = {}) => complete('ask', { ...ASK_DEFAULTS, ...fields
 export const cancel = (fields = {}) => complete('cancel', fields, ['id']);
 
 /** Worker → page: `progress`. */
-export const progress = (fields = {}) => complete('progress', fields, ['asset', 'cached', 'file', 'loaded', 'overall_loaded', 'overall_total', 'retry', 'stage', 'total']);
+export const progress = (fields = {}) => complete('progress', fields, ['asset', 'cached', 'file', 'loaded', 'overall_loaded', 'overall_total', 'retry', 'stage', 'total', 'view']);
 
 /** Worker → page: `ready`. */
 export const ready = (fields = {}) => complete('ready', fields, ['ask', 'attribution', 'cached_bytes', 'downloaded_bytes', 'generator', 'load_ms', 'movies', 'recommend', 'warnings']);

@@ -21,8 +21,8 @@
 // (a tagline streaming does not hold it up); with `note` it stops any generation under way
 // and streams the note as a query streams its tagline.
 //
-// Ask: the passages and their vectors are on demand too, fetched together on the first
-// `load_ask` (the Ask tab's first opening), with per-part progress. `ask` stops any
+// Ask: the passages, their vectors and the reader adapter are on demand too, fetched
+// together on the first `load_ask` (the Ask tab's first opening), with per-part progress. `ask` stops any
 // generation under way, then retrieves and, unless the answer is "I don't know.", streams it.
 // Every message is built by protocol.js, generated from web/src/protocol.rs.
 
@@ -43,8 +43,8 @@ let partsCache = null;
 let onDemand = [];
 let recsLoading = null;
 let askLoading = null;
-// The Ask tab's two parts, fetched together.
-const ASK_PARTS = ['passages', 'passage-index'];
+// The on-demand parts a view needs (each part says its view: `part::view_of`).
+const partsFor = (view) => onDemand.filter((p) => p.view === view);
 
 const post = (message) => self.postMessage(message);
 
@@ -82,7 +82,7 @@ async function load() {
   try {
     session?.free();
     session = null;
-    post(protocol.progress({ stage: 'init', asset: null, file: null,
+    post(protocol.progress({ stage: 'init', asset: null, view: null, file: null,
       loaded: 0, total: null, cached: false, overall_loaded: 0, overall_total: 0, retry: null }));
     await init({ module_or_path: new URL('./marquee-web_bg.wasm', import.meta.url) });
     const manifestResponse = await fetch(new URL('manifest.json', BUNDLE), { cache: 'no-cache' });
@@ -290,7 +290,7 @@ class Progress {
     }
     this.lastPost.set(part.name, now);
     post(protocol.progress({
-      stage: 'download', asset: part.name, file: part.file, loaded, total, cached,
+      stage: 'download', asset: part.name, view: part.view ?? null, file: part.file, loaded, total, cached,
       overall_loaded: this.overall(), overall_total: this.total, retry: null,
     }));
   }
@@ -305,14 +305,14 @@ class Progress {
   retry(part, loaded, retry) {
     this.loaded.set(part.name, loaded);
     post(protocol.progress({
-      stage: 'retry', asset: part.name, file: part.file, loaded, total: part.bytes,
+      stage: 'retry', asset: part.name, view: part.view ?? null, file: part.file, loaded, total: part.bytes,
       cached: false, overall_loaded: this.overall(), overall_total: this.total, retry,
     }));
   }
 
   stage(stage) {
     post(protocol.progress({
-      stage, asset: null, file: null, loaded: 0, total: null,
+      stage, asset: null, view: null, file: null, loaded: 0, total: null,
       cached: false, overall_loaded: this.total, overall_total: this.total, retry: null,
     }));
   }
@@ -341,7 +341,7 @@ async function loadRecs(id) {
   const started = performance.now();
   try {
     if (!session) throw new Error('the models are still loading');
-    const part = onDemand.find((p) => p.name === 'recs');
+    const [part] = partsFor('recommend');
     if (!part) throw new Error('this bundle has none (it was built with --no-recs)');
     const stats = { downloaded: 0, cached: 0, warnings: [], uncached: [] };
     const progress = new Progress([part]);
@@ -383,17 +383,15 @@ async function runRecommend(request) {
   }
 }
 
-// Fetches (or takes from the cache) both passage parts, in parallel with progress, and
+// Fetches (or takes from the cache) the Ask tab's parts, in parallel with progress, and
 // opens them: `ask_ready`, or an error with the request's id, which the Ask tab shows with
 // a retry.
 async function loadAsk(id) {
   const started = performance.now();
   try {
     if (!session) throw new Error('the models are still loading');
-    const parts = onDemand.filter((p) => ASK_PARTS.includes(p.name));
-    if (parts.length !== ASK_PARTS.length) {
-      throw new Error('this bundle has no passages (it was built with --no-passages)');
-    }
+    const parts = partsFor('ask');
+    if (parts.length === 0) throw new Error('this bundle has no passages (it was built with --no-passages)');
     const stats = { downloaded: 0, cached: 0, warnings: [], uncached: [] };
     const progress = new Progress(parts);
     const abort = new AbortController();

@@ -50,6 +50,16 @@ const IDEAS = [
   'A washed-up boxer trains a teenage girl for one last championship fight.',
 ];
 
+// Questions for the Ask tab (timed after the taglines, on the warm page): a movie's facts,
+// so each gets an answer (not "I don't know.").
+const QUESTIONS = [
+  'Who directed Jurassic Park?',
+  'Who composed the music for Titanic?',
+  'Which 2010 film did Christopher Nolan direct?',
+  'Who played Ripley in Alien?',
+  'How long is The Matrix?',
+];
+
 // wllama runs on the prompt our page built for the first idea (the `retrieved` message
 // carries it), so both prefill and decode the same text.
 
@@ -256,6 +266,56 @@ function summarizeQuery(events, clicked, mode) {
   };
 }
 
+// Opens the Ask tab (its parts download then) and asks each question: the engine's and the
+// page's timings per question. Returns null when the bundle has no Ask tab.
+async function benchAsk(page, pageProblems, count) {
+  if (await page.isHidden('#tab-ask')) return null;
+  const from = await page.evaluate(() => window.__marqueeEvents.length);
+  await page.click('#tab-ask');
+  const ready = await waitForMessage(page, pageProblems, from, ['ask_ready'], LOAD_TIMEOUT_MS);
+  if (ready.data.type === 'error') throw new BenchError(`the Ask tab failed to open: ${ready.data.message}`);
+  await page.waitForSelector('#ask-form:not([hidden])', { timeout: 30_000 });
+  const questions = [];
+  for (let i = 0; i < count; i++) {
+    const question = QUESTIONS[i % QUESTIONS.length];
+    say(`ours: question ${i + 1}/${count}: ${question}`);
+    await page.fill('#question', question);
+    const { start, clicked } = await page.evaluate(() => {
+      const start = window.__marqueeEvents.length;
+      const clicked = performance.now();
+      document.getElementById('ask-submit').click();
+      return { start, clicked };
+    });
+    const answered = await waitForMessage(page, pageProblems, start, ['answered'], QUERY_TIMEOUT_MS);
+    if (answered.data.type === 'error') throw new BenchError(`"${question}" failed: ${answered.data.message}`);
+    let done = null;
+    if (answered.data.answering) {
+      done = await waitForMessage(page, pageProblems, start, ['done'], QUERY_TIMEOUT_MS);
+      if (done.data.type === 'error') throw new BenchError(`"${question}" failed: ${done.data.message}`);
+    }
+    await page.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout: 30_000 });
+    const events = await messagesSince(page, start);
+    const first = events.find((e) => e.data?.type === 'token');
+    questions.push({
+      question,
+      unknown: answered.data.unknown,
+      embed_ms: answered.data.embed_ms,
+      search_ms: answered.data.search_ms,
+      prompt_tokens: done?.data.prompt_tokens ?? answered.data.prompt_tokens ?? null,
+      cached_prompt_tokens: done?.data.cached_prompt_tokens ?? null,
+      ttft_ms: done?.data.ttft_ms ?? null,
+      wall_click_to_first_token_ms: first ? first.t - clicked : null,
+      decode_tok_s: done?.data.decode_tokens_per_s ?? null,
+      text: done?.data.text ?? null,
+    });
+  }
+  return {
+    load_ms: ready.data.load_ms,
+    downloaded_bytes: ready.data.downloaded_bytes,
+    questions,
+  };
+}
+
 async function launchFreshProfile() {
   const profile = await fsp.mkdtemp(path.join(os.tmpdir(), 'marquee-bench-profile-'));
   const context = await chromium.launchPersistentContext(profile, {
@@ -304,6 +364,7 @@ async function benchOurs(opts, dist = opts.dist) {
       queries[queries.length - 1].best_done_ms = best.wall_click_to_done_ms;
       queries[queries.length - 1].best_text = best.text;
     }
+    const ask = await benchAsk(page, pageProblems, opts.runs ?? QUESTIONS.length);
     const heapAfterQueries = await jsHeapUsed(page);
 
     say('ours: warm load (reload, same profile)…');
@@ -321,6 +382,7 @@ async function benchOurs(opts, dist = opts.dist) {
         downloaded_bytes: warmReady.data.downloaded_bytes, cached_bytes: warmReady.data.cached_bytes,
         warnings: warmReady.data.warnings, traffic: warmTraffic },
       queries,
+      ask,
       page_js_heap_bytes: heapAfterQueries,
       generator_bytes: fileSize(path.join(dist, GENERATOR_PART)),
       adapter: firstReady.data.generator ?? null,
@@ -462,6 +524,11 @@ const ROWS = [
   ['Decode tok/s, engine (median)', (o) => fmt(medianOf(q(o), 'decode_tok_s'), 1), (x) => fmt(medianOf(x.runs, 'decode_tok_s'), 1)],
   ['Decode tok/s, page wall clock (median)',
     (o) => fmt(medianOf(q(o), 'wall_decode_tok_s'), 1), (x) => fmt(medianOf(x.runs, 'wall_decode_tok_s'), 1)],
+  ['Ask tab: parts load (download + open)', (o) => (o.ask ? `${fmt(o.ask.load_ms, 0, ' ms')} (${mb(o.ask.downloaded_bytes)})` : '–'), null],
+  ['Ask: prompt tokens / already cached (median)',
+    (o) => `${fmt(medianOf(o.ask?.questions, 'prompt_tokens'), 0)} / ${fmt(medianOf(o.ask?.questions, 'cached_prompt_tokens'), 0)}`, null],
+  ['Ask: time to first answer token, engine / page wall clock (median)',
+    (o) => `${fmt(medianOf(o.ask?.questions, 'ttft_ms'), 0, ' ms')} / ${fmt(medianOf(o.ask?.questions, 'wall_click_to_first_token_ms'), 0, ' ms')}`, null],
   ['Peak RSS, renderer processes (page + worker)', (o) => mib(o.memory.renderer_rss), (x) => mib(x.memory.renderer_rss)],
   ['Peak PSS, all Chromium processes', (o) => mib(o.memory.all_pss), (x) => mib(x.memory.all_pss)],
   ['Page JS heap used, main thread (CDP)', (o) => mib(o.page_js_heap_bytes), (x) => mib(x.page_js_heap_bytes)],

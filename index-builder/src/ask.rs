@@ -51,7 +51,8 @@ pub struct AskArgs {
     /// Tokens the passages may take in the prompt.
     #[arg(long, default_value_t = AskRequest::default().max_context_tokens)]
     max_context_tokens: usize,
-    /// Below this cosine between question and best passage the answer is "I don't know".
+    /// Below this cosine between the question and the closest passage found the answer is
+    /// "I don't know".
     #[arg(long, default_value_t = AskRequest::default().min_relevance)]
     min_relevance: f32,
     #[arg(long, default_value_t = AskRequest::default().max_tokens)]
@@ -62,7 +63,8 @@ pub struct AskArgs {
     /// Generator GGUF [default: the SmolLM2 Q4_1 file from the asset cache]
     #[arg(long)]
     generator: Option<PathBuf>,
-    /// A reader adapter (`index-builder finetune --task ask`), or `none` [default: none]
+    /// A reader adapter (`index-builder finetune --task ask`), or `none` [default: the
+    /// committed assets/adapters/ask-lora.safetensors, the page's]
     #[arg(long)]
     adapter: Option<paths::AdapterChoice>,
     /// Print the prompt before generating.
@@ -88,7 +90,7 @@ pub fn open_passages(dir: &Path, retriever: &Retriever) -> anyhow::Result<Passag
     )?)
 }
 
-/// The generator with `adapter` (none by default: no reader adapter is committed yet).
+/// The generator with `adapter` (by default the committed reader adapter, as the page).
 pub fn load_reader(
     generator: Option<PathBuf>,
     adapter: Option<paths::AdapterChoice>,
@@ -96,7 +98,9 @@ pub fn load_reader(
     let path = paths::generator(generator);
     let bytes = paths::read_generator(&path)?;
     let mut generator = crate::tagline::load_generator(&bytes, &path)?;
-    let adapter = adapter.unwrap_or(paths::AdapterChoice::None).read(&bytes)?;
+    let adapter = adapter
+        .unwrap_or_else(|| paths::AdapterChoice::File(paths::committed_ask_adapter()))
+        .read(&bytes)?;
     generator.set_adapter(adapter.as_ref(), Default::default())?;
     marquee::task::prime::<Ask>(&mut generator)?;
     Ok(generator)
@@ -156,7 +160,7 @@ pub fn run(args: AskArgs) -> anyhow::Result<()> {
     }
     let (Some(prompt), Some(run)) = (job.prompt, job.run) else {
         println!("\nanswer: {UNKNOWN}");
-        let best = job.hits.first().map_or(0.0, |h| h.cosine);
+        let best = marquee::task::ask::relevance(&job.hits);
         eprintln!(
             "no passage is relevant enough (best cosine {best:.3} < {}); load {load:.2} s, {:.3} s",
             request.min_relevance,

@@ -82,6 +82,10 @@ pub struct BuildArgs {
     /// committed assets/adapters/tagline-lora.safetensors]
     #[arg(long, conflicts_with = "no_generator")]
     adapter: Option<paths::AdapterChoice>,
+    /// The Ask tab's reader adapter, shipped as an on-demand part with the passages, or
+    /// `none` [default: the committed assets/adapters/ask-lora.safetensors]
+    #[arg(long)]
+    ask_adapter: Option<paths::AdapterChoice>,
     /// Build a search-only bundle, without a generator.
     #[arg(long)]
     no_generator: bool,
@@ -162,6 +166,14 @@ fn generator_source(args: &BuildArgs) -> anyhow::Result<Option<GeneratorSource>>
             .map_or_else(String::new, |n| n.to_string_lossy().into()),
         requantize_q4_1_to,
         adapter: match paths::AdapterChoice::or_default(args.adapter.clone()) {
+            paths::AdapterChoice::File(path) => Some(read(&path)?),
+            paths::AdapterChoice::None => None,
+        },
+        ask_adapter: match args
+            .ask_adapter
+            .clone()
+            .unwrap_or_else(|| paths::AdapterChoice::File(paths::committed_ask_adapter()))
+        {
             paths::AdapterChoice::File(path) => Some(read(&path)?),
             paths::AdapterChoice::None => None,
         },

@@ -68,6 +68,10 @@ pub struct FinetuneArgs {
     /// [default: all]
     #[arg(long)]
     questions: Option<usize>,
+    /// Ask: the share of training questions asked as if their movie were missing from the
+    /// catalogue (taught "I don't know."), in percent.
+    #[arg(long, default_value_t = 10)]
+    absent_percent: u64,
     /// Ask: the share of movies held out for `ask-eval`, in percent (never trained on).
     #[arg(long, default_value_t = 20)]
     held_out_percent: u64,
@@ -319,6 +323,11 @@ fn ask_examples(
         "preparing prompts [{bar:40}] {pos}/{len} (eta {eta})",
     );
     let request = AskRequest::default();
+    // A seeded pick by the question's text, so the same questions are absent every run.
+    let absent = |q: &marquee::qa::questions::Question| {
+        let hash = marquee::bundle::sha256_hex(format!("{}{}", args.seed, q.text).as_bytes());
+        u64::from_str_radix(&hash[..8], 16).unwrap_or(0) % 100 < args.absent_percent
+    };
     let mut examples = Vec::with_capacity(questions.len());
     for chunk in questions.chunks(16) {
         examples.extend(marquee::train::ask_data::ask_examples(
@@ -327,6 +336,7 @@ fn ask_examples(
             generator,
             chunk,
             &request,
+            absent,
         )?);
         preparing.inc(chunk.len() as u64);
     }

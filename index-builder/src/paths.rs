@@ -38,6 +38,11 @@ pub fn committed_adapter() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/adapters/tagline-lora.safetensors")
 }
 
+/// The Ask tab's reader adapter (what `scripts/train-adapters ask` writes).
+pub fn committed_ask_adapter() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/adapters/ask-lora.safetensors")
+}
+
 /// The same training on prompts without examples, committed for the evaluation only (what
 /// `scripts/train-adapters none` writes): does training with retrieved examples teach the
 /// model to use them?

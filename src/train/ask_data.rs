@@ -31,25 +31,28 @@ pub fn taught_answer(passages_text: &str, answers: &[String]) -> String {
 }
 
 /// One training example per question (`movie` is its first movie), with `request`'s
-/// retrieval settings.
+/// retrieval settings. The questions for which `absent` is true are asked as if their
+/// movies were missing from the catalogue (their passages are about other movies, so the
+/// answer taught is almost always [`UNKNOWN`]): what the page must say for a movie it lacks,
+/// which the relevance threshold alone rarely catches.
 pub fn ask_examples(
     passages: &PassageIndex,
     embedder: &Embedder,
     generator: &Generator,
     questions: &[Question],
     request: &AskRequest,
+    absent: impl Fn(&Question) -> bool,
 ) -> Result<Vec<TrainingExample>> {
     let count = |text: &str| generator.count_tokens(text).unwrap_or(usize::MAX);
     let mut out = Vec::with_capacity(questions.len());
     for q in questions {
         let embedding = embedder.embed_query(&q.text)?;
-        let hits = passages.search(
-            &q.text,
-            &embedding,
-            request.k,
-            request.signal,
-            &HashSet::new(),
-        )?;
+        let exclude: HashSet<usize> = if absent(q) {
+            q.movies.iter().copied().collect()
+        } else {
+            HashSet::new()
+        };
+        let hits = passages.search(&q.text, &embedding, request.k, request.signal, &exclude)?;
         let texts: Vec<String> = hits
             .iter()
             .map(|h| passages.passages.chunk_text(h.chunk))

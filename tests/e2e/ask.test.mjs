@@ -23,7 +23,9 @@ const ANSWER_TIMEOUT = 120_000;
 
 const manifest = JSON.parse(readFileSync(join(DIST, 'bundle/manifest.json'), 'utf8'));
 const fileOf = (name) => manifest.parts.find((p) => p.name === name)?.file;
-const askFiles = ['passages', 'passage-index'].map((name) => fileOf(name));
+// The Ask tab's on-demand parts (the reader adapter when the bundle ships one).
+const ASK_PARTS = ['passages', 'passage-index', 'ask-adapter'];
+const askFiles = ASK_PARTS.map((name) => fileOf(name)).filter(Boolean);
 
 let server;
 let context;
@@ -67,7 +69,8 @@ async function ask(question) {
 const cosines = (passages) => passages.map((p) => p.cosine.toFixed(2)).join(', ');
 
 test('the passages are fetched when the Ask tab first opens, not before', async () => {
-  assert.ok(askFiles.every(Boolean), 'the bundle has both passage parts');
+  assert.ok(fileOf('passages') && fileOf('passage-index'), 'the bundle has both passage parts');
+  assert.ok(fileOf('ask-adapter'), 'the bundle ships the reader adapter');
   await page.goto(server.url);
   await waitForState('ready', LOAD_TIMEOUT);
   assert.equal(await page.isHidden('#tab-ask'), false, 'the Ask tab is shown');
@@ -187,12 +190,12 @@ test('offline, a reload opens the Ask tab from the cache and answers', async () 
 });
 
 test('a bundle without passages has no Ask tab, even asked for by #ask', async () => {
-  // The same site, its manifest without the two parts (as `build --no-passages` writes it).
+  // The same site, its manifest without the Ask parts (as `build --no-passages` writes it).
   const root = mkdtempSync(join(tmpdir(), 'marquee-no-passages-'));
   cpSync(DIST, root, { recursive: true });
   const file = join(root, 'bundle/manifest.json');
   const edited = JSON.parse(readFileSync(file, 'utf8'));
-  edited.parts = edited.parts.filter((p) => !['passages', 'passage-index'].includes(p.name));
+  edited.parts = edited.parts.filter((p) => !ASK_PARTS.includes(p.name));
   writeFileSync(file, JSON.stringify(edited));
   const other = new StaticServer(root);
   await other.start();

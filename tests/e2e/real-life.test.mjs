@@ -91,7 +91,7 @@ const cachedParts = (page) => page.evaluate(async () => {
 });
 // The parts a first load fetches: the on-demand ones (the recs part, the Ask tab's passages)
 // wait for their feature (the bundle's `part::ON_DEMAND`).
-const ON_DEMAND = ['recs', 'passages', 'passage-index'];
+const ON_DEMAND = ['recs', 'passages', 'passage-index', 'ask-adapter'];
 const loadedAtStart = (manifest) => manifest.parts.filter((p) => !ON_DEMAND.includes(p.name));
 const expectedParts = (manifest) => loadedAtStart(manifest).map((p) => `${p.file}?sha256=${p.sha256}`).sort();
 

@@ -29,7 +29,8 @@ struct AskOpened {
 #[wasm_bindgen]
 impl Session {
     /// Builds the passage search (MiniLM vectors and a BM25 index over the chunks) from the
-    /// `passages` and `passage-index` parts added with `addPart`; returns their counts.
+    /// `passages` and `passage-index` parts added with `addPart`, and reads the reader
+    /// adapter (`ask-adapter`) when the bundle ships one; returns the passages' counts.
     #[wasm_bindgen(js_name = openAsk)]
     pub fn open_ask(&mut self) -> Result<JsValue, JsError> {
         if !in_manifest(&self.manifest) {
@@ -50,6 +51,9 @@ impl Session {
             return Err(js_error("the passage parts have not been added"));
         };
         let search = PassageIndex::from_parts(&passages, &index, movies).map_err(js_error)?;
+        if let Some(bytes) = self.parts.remove(part::ASK_ADAPTER) {
+            self.adapters.ask = Some(Adapter::read(&bytes).map_err(js_error)?);
+        }
         // Priming runs the model, which would pull the KV cache from under a tagline or a
         // note being written; then the first question primes instead.
         if self.running.is_none() {
@@ -149,11 +153,11 @@ impl Session {
 }
 
 impl Session {
-    /// The reader is the base model: the tagline adapter was trained to write taglines, and
-    /// no reader adapter ships yet. Its system turn goes into the KV cache (once; a no-op
-    /// after that) so a question prefills only its passages and itself.
+    /// The reader is the generator with the reader adapter (the base model when the bundle
+    /// ships none). Its system turn goes into the KV cache (once per adapter switch; a
+    /// no-op after that) so a question prefills only its passages and itself.
     fn prepare_reader(&mut self) -> Result<(), JsError> {
-        self.use_adapter(false)?;
+        self.use_adapter(AdapterUse::Ask)?;
         if let Some(generator) = self.generator.as_mut() {
             marquee::task::prime::<Ask>(generator).map_err(js_error)?;
         }

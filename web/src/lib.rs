@@ -11,11 +11,14 @@
 //! Everything model-related lives in the `marquee` engine crate; this crate only converts
 //! between JS values and engine types and keeps the clock (the engine has none).
 
+mod adapters;
 mod ask;
 pub mod protocol;
 mod recs;
 
 use std::collections::HashMap;
+
+use adapters::{AdapterUse, Adapters};
 
 use marquee::bundle::{part, Manifest};
 use marquee::generate::{Adapter, AdapterMode, Generator};
@@ -36,9 +39,7 @@ pub struct Session {
     parts: HashMap<String, Vec<u8>>,
     retriever: Option<Retriever>,
     generator: Option<Generator>,
-    /// The tagline adapter, when the bundle ships one, and whether it is applied now.
-    adapter: Option<Adapter>,
-    adapter_on: bool,
+    adapters: Adapters,
     /// From the recs part, once the Recommend tab has asked for it.
     recommender: Option<Recommender>,
     /// From the passage parts, once the Ask tab has asked for them.
@@ -65,6 +66,8 @@ struct PartToFetch {
     sha256: String,
     /// Fetched when a feature first needs it, not at load (see `bundle::part::ON_DEMAND`).
     on_demand: bool,
+    /// The view it is fetched for ("ask", "recommend"; `part::view_of`).
+    view: Option<&'static str>,
 }
 
 /// What `finish` learned, for the worker's `ready` message.
@@ -123,15 +126,14 @@ impl Session {
             parts: HashMap::new(),
             retriever: None,
             generator: None,
-            adapter: None,
-            adapter_on: false,
+            adapters: Adapters::new(),
             recommender: None,
             passages: None,
             running: None,
         })
     }
 
-    /// The parts this build reads: `[{name, file, bytes, sha256, on_demand}]`; the worker
+    /// The parts this build reads: `[{name, file, bytes, sha256, on_demand, view}]`; the worker
     /// fetches the on-demand ones (`part::ON_DEMAND`) when a view first needs them.
     pub fn parts(&self) -> Result<JsValue, JsError> {
         let parts: Vec<PartToFetch> = self
@@ -143,6 +145,7 @@ impl Session {
                 bytes: p.bytes,
                 sha256: p.sha256.clone(),
                 on_demand: part::is_on_demand(&p.name),
+                view: part::view_of(&p.name),
             })
             .collect();
         to_js(&parts)
@@ -184,8 +187,8 @@ impl Session {
                     generator
                         .set_adapter(Some(&adapter), AdapterMode::Apart)
                         .map_err(js_error)?;
-                    self.adapter = Some(adapter);
-                    self.adapter_on = true;
+                    self.adapters.tagline = Some(adapter);
+                    self.adapters.applied = AdapterUse::Tagline;
                 }
                 // The system turn every prompt starts with goes into the KV cache now, while
                 // the page still shows "loading", instead of into the first tagline's wait.
@@ -222,7 +225,7 @@ impl Session {
             ));
         }
         self.running = None;
-        self.use_adapter(true)?;
+        self.use_adapter(AdapterUse::Tagline)?;
         let retriever = self
             .retriever
             .as_ref()

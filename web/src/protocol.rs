@@ -143,6 +143,9 @@ pub enum Event {
     Progress {
         stage: String,
         asset: Option<String>,
+        /// The view an on-demand part is fetched for ("ask", "recommend"; null at load),
+        /// whose tab shows the progress.
+        view: Option<String>,
         file: Option<String>,
         loaded: u64,
         total: Option<u64>,
@@ -284,6 +287,7 @@ fn samples() -> (Vec<Request>, Vec<Event>) {
         Event::Progress {
             stage: String::new(),
             asset: None,
+            view: None,
             file: None,
             loaded: 0,
             total: None,

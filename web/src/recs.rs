@@ -61,7 +61,7 @@ impl Session {
         let note = recommend.note && self.generator.is_some();
         if note {
             self.running = None;
-            self.use_adapter(false)?;
+            self.use_adapter(AdapterUse::None)?;
             // A no-op once primed (see `open_recs`).
             if let Some(generator) = self.generator.as_mut() {
                 marquee::task::prime::<Recommend>(generator).map_err(js_error)?;
@@ -116,25 +116,6 @@ impl Session {
             movies_in_prompt,
             prompt_tokens,
         })
-    }
-}
-
-impl Session {
-    /// The tagline adapter was trained to write taglines: it is on for the tagline task and
-    /// off for the note. Switching primes the prefixes again (a fraction of a second), so it
-    /// happens only when the task changes.
-    pub(crate) fn use_adapter(&mut self, on: bool) -> Result<(), JsError> {
-        let (Some(generator), Some(adapter)) = (self.generator.as_mut(), self.adapter.as_ref())
-        else {
-            return Ok(());
-        };
-        if self.adapter_on != on {
-            generator
-                .set_adapter(on.then_some(adapter), AdapterMode::Apart)
-                .map_err(js_error)?;
-            self.adapter_on = on;
-        }
-        Ok(())
     }
 }
 

@@ -17,10 +17,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use marquee::qa::facts::read_tmdb;
 use marquee::qa::metrics::{exact_match, token_f1};
 use marquee::qa::questions::{generate, Kind, Question};
-use marquee::qa::{PassageIndex, Signal};
+use marquee::qa::{Fusion, PassageIndex, Signal};
 use marquee::retriever::Retriever;
-use marquee::task::ask::{AskRequest, Context};
+use marquee::task::ask::{relevance, AskRequest, Context, UNKNOWN};
 use marquee::task::RunEvent;
+use marquee::train::ask_data::taught_answer;
 
 use crate::paths::{self, AdapterChoice};
 
@@ -41,11 +42,15 @@ pub struct AskEvalArgs {
     /// Score retrieval on at most this many held-out questions [default: all]
     #[arg(long)]
     questions: Option<usize>,
+    /// Compare the fusion settings on this many training questions.
+    #[arg(long, default_value_t = 3000)]
+    fusion_questions: usize,
     /// Generate answers for this many held-out questions (a spread over the kinds).
     #[arg(long, default_value_t = 200)]
     generate: usize,
-    /// The generators, as NAME=ADAPTER (a reader adapter file, or `none`), comma-separated.
-    #[arg(long = "models", value_delimiter = ',', default_values = ["base=none"])]
+    /// The generators, as NAME=ADAPTER (a reader adapter file, or `none`), comma-separated
+    /// [default: the base model and the committed reader adapter]
+    #[arg(long = "models", value_delimiter = ',')]
     models: Vec<String>,
     /// Generator GGUF [default: the SmolLM2 Q4_1 file from the asset cache]
     #[arg(long)]
@@ -149,6 +154,16 @@ pub fn run(args: AskEvalArgs) -> anyhow::Result<()> {
     let mut out = String::new();
     let (retrieval, cosines) = retrieval_table(&retriever, &passages, &questions)?;
     out.push_str(&retrieval);
+    // The fusion is chosen on training questions, never on the held-out ones it is scored on.
+    let mut training = split_questions(
+        &retriever,
+        args.movies_csv.clone(),
+        args.credits.clone(),
+        args.held_out_percent,
+        false,
+    )?;
+    training.truncate(args.fusion_questions);
+    out.push_str(&fusion_table(&retriever, &passages, &training)?);
     out.push_str(&threshold_table(&cosines));
     let generate: Vec<Question> = questions.iter().take(args.generate).cloned().collect();
     out.push_str(&answers_table(&args, &retriever, &passages, &generate)?);
@@ -180,10 +195,15 @@ fn retrieval_table(
             values.push(f64::from(u8::from(first == Some(0))));
             values.push(f64::from(u8::from(first.is_some())));
             if signal == Signal::Fused {
+                let answered = hits.first().is_some_and(|h| {
+                    taught_answer(&passages.passages.chunk_text(h.chunk), &q.answers) != UNKNOWN
+                });
+                values.push(f64::from(u8::from(answered)));
+                // The relevance the task decides on, over the passages it shows.
+                let k = AskRequest::default().k;
                 let absent: HashSet<usize> = q.movies.iter().copied().collect();
-                let without = passages.search(&q.text, &embedding, 1, signal, &absent)?;
-                let best = |h: &[marquee::qa::PassageHit]| h.first().map_or(-1.0, |h| h.cosine);
-                cosines.push((best(&hits), best(&without)));
+                let without = passages.search(&q.text, &embedding, k, signal, &absent)?;
+                cosines.push((relevance(&hits[..k.min(hits.len())]), relevance(&without)));
             }
         }
         tally.add(q.kind, &values);
@@ -192,8 +212,9 @@ fn retrieval_table(
     progress.finish();
     let mut table = String::from(
         "### Retrieval (held-out questions): hit@1 / hit@5, %\n\n\
-         | kind | questions | dense @1 | dense @5 | lexical @1 | lexical @5 | fused @1 | fused @5 |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+         | kind | questions | dense @1 | dense @5 | lexical @1 | lexical @5 | fused @1 | fused @5 | \
+         fused answer@1 |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (name, sums, n) in tally.rows() {
         let cells: Vec<String> = sums.iter().map(|s| pct(*s, n as f64)).collect();
@@ -203,6 +224,79 @@ fn retrieval_table(
     Ok((table, cosines))
 }
 
+/// The fusion settings tried: hit@1 / hit@5 for all questions, the questions about one
+/// named movie, and the reverse ones (name + year → film).
+fn fusion_table(
+    retriever: &Retriever,
+    passages: &PassageIndex,
+    questions: &[Question],
+) -> anyhow::Result<String> {
+    let mut settings = vec![];
+    for w in [1.0, 2.0, 3.0] {
+        settings.push(Fusion::Rrf { lexical_weight: w });
+    }
+    for dense_weight in [0.3, 0.4, 0.5] {
+        settings.push(Fusion::Convex {
+            dense_weight,
+            title_weight: 0.0,
+            field_weight: 0.0,
+        });
+    }
+    for (dense_weight, title_weight) in [(0.3, 0.2), (0.4, 0.1), (0.4, 0.2)] {
+        for field_weight in [0.1, 0.2, 0.3, 0.4] {
+            settings.push(Fusion::Convex {
+                dense_weight,
+                title_weight,
+                field_weight,
+            });
+        }
+    }
+    let none = HashSet::new();
+    let progress = bar(questions.len(), "fusion settings");
+    let mut sums = vec![[[0usize; 3]; 3]; settings.len()];
+    let mut counts = [0usize; 3];
+    for q in questions {
+        let group = match q.kind {
+            Kind::DirectorYearToMovie | Kind::ActorYearToMovie => 2,
+            _ => 1,
+        };
+        counts[0] += 1;
+        counts[group] += 1;
+        let embedding = retriever.embedder().embed_query(&q.text)?;
+        for (s, fusion) in settings.iter().enumerate() {
+            let hits = passages.search_with(&q.text, &embedding, 5, *fusion, &none)?;
+            let first = hits.iter().position(|h| q.movies.contains(&h.movie));
+            let answered = hits.first().is_some_and(|h| {
+                let text = passages.passages.chunk_text(h.chunk);
+                taught_answer(&text, &q.answers) != UNKNOWN
+            });
+            for g in [0, group] {
+                sums[s][g][0] += usize::from(first == Some(0));
+                sums[s][g][1] += usize::from(first.is_some());
+                sums[s][g][2] += usize::from(answered);
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish();
+    let mut table = String::from(
+        "### Fusion settings (training questions): hit@1 / hit@5 / answer@1, %\n\n\
+         answer@1: the best chunk holds one of the answers (what the reader needs).\n\n\
+         | fusion | all @1 | all @5 | all answer@1 | one movie @1 | @5 | answer@1 | \
+         name + year → film @1 | @5 | answer@1 |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (fusion, s) in settings.iter().zip(&sums) {
+        let cells: Vec<String> = (0..3)
+            .flat_map(|g| (0..3).map(move |k| (g, k)))
+            .map(|(g, k)| pct(s[g][k] as f64, counts[g] as f64))
+            .collect();
+        table.push_str(&format!("| {fusion:?} | {} |\n", cells.join(" | ")));
+    }
+    table.push('\n');
+    Ok(table)
+}
+
 /// "I don't know" below a cosine threshold: for each threshold, its precision (of the
 /// questions it refused, the share whose movie was absent) and recall (of the questions
 /// whose movie was absent, the share refused), and the share of answerable questions it
@@ -210,7 +304,7 @@ fn retrieval_table(
 fn threshold_table(cosines: &[(f32, f32)]) -> String {
     let n = cosines.len() as f64;
     let mut table = String::from(
-        "### \"I don't know\": best passage's cosine below a threshold\n\n\
+        "### \"I don't know\": the passages' best cosine below a threshold\n\n\
          Each held-out question twice: as asked (answerable) and with its movies removed from \
          the catalogue (should be \"I don't know\").\n\n\
          | threshold | precision | recall | answerable refused, % | accuracy, % |\n\
@@ -241,7 +335,53 @@ fn threshold_table(cosines: &[(f32, f32)]) -> String {
     table
 }
 
-/// EM and F1 per kind for each generator × {no retrieval, retrieval}.
+/// Whether an answer is the job's "I don't know" (said by the threshold or by the reader).
+fn is_unknown(answer: &str) -> bool {
+    answer.trim().to_lowercase().starts_with("i don't know")
+}
+
+/// The answer the Ask job gives `q`, with `context`, the relevance threshold
+/// `min_relevance` and, when `absent`, the question's movies left out of the catalogue.
+fn answer(
+    passages: &PassageIndex,
+    retriever: &Retriever,
+    generator: &mut marquee::generate::Generator,
+    q: &Question,
+    context: Context,
+    min_relevance: f32,
+    absent: bool,
+) -> anyhow::Result<String> {
+    let request = AskRequest {
+        question: q.text.clone(),
+        context,
+        min_relevance,
+        ..AskRequest::default()
+    };
+    let exclude: HashSet<usize> = if absent {
+        q.movies.iter().copied().collect()
+    } else {
+        HashSet::new()
+    };
+    let job = marquee::task::ask::start(
+        passages,
+        retriever.embedder(),
+        Some(generator),
+        &request,
+        &exclude,
+        |_| {},
+    )?;
+    if job.unknown {
+        return Ok(UNKNOWN.to_string());
+    }
+    let run = job.run.context("the ask job started without generating")?;
+    Ok(run
+        .to_end(generator, |_: &RunEvent| ControlFlow::Continue(()))?
+        .text)
+}
+
+/// EM and F1 per kind for each generator × {no retrieval, retrieval}; how often each
+/// generator says "I don't know" to answerable questions, and to the same questions about
+/// movies the catalogue lacks.
 fn answers_table(
     args: &AskEvalArgs,
     retriever: &Retriever,
@@ -255,48 +395,39 @@ fn answers_table(
     let mut tally = Tally::default();
     let mut per_question: Vec<Vec<f64>> = vec![Vec::new(); questions.len()];
     let mut samples: Vec<String> = Vec::new();
-    for spec in &args.models {
-        let (name, adapter) = spec
-            .split_once('=')
-            .with_context(|| format!("--models wants NAME=ADAPTER, not {spec:?}"))?;
-        let choice: AdapterChoice = adapter.parse().unwrap_or(AdapterChoice::None);
+    let models = super::models(&args.models, || {
+        vec![
+            ("base".into(), AdapterChoice::None),
+            (
+                "reader".into(),
+                AdapterChoice::File(paths::committed_ask_adapter()),
+            ),
+        ]
+    })?;
+    for (name, choice) in models {
         let mut generator = crate::ask::load_reader(args.generator.clone(), Some(choice))?;
-        for context in [Context::None, Context::Retrieved] {
-            let label = match context {
-                Context::None => "no retrieval",
-                Context::Retrieved => "retrieval",
-            };
-            columns.push(format!("{name}, {label}"));
+        for (context, label) in [
+            (Context::None, "no retrieval"),
+            (Context::Retrieved, "retrieval"),
+        ] {
+            columns.push(format!("{name}, {label}: EM | {name}, {label}: F1"));
             let progress = bar(questions.len(), &format!("{name}, {label}"));
             for (i, q) in questions.iter().enumerate() {
-                let request = AskRequest {
-                    question: q.text.clone(),
-                    context,
-                    // Every question is answered: the threshold is measured on its own.
-                    min_relevance: -1.0,
-                    ..AskRequest::default()
-                };
-                let job = marquee::task::ask::start(
-                    passages,
-                    retriever.embedder(),
-                    Some(&mut generator),
-                    &request,
-                    &HashSet::new(),
-                    |_| {},
-                )?;
-                let run = job.run.context("the ask job started without generating")?;
-                let answer =
-                    run.to_end(&mut generator, |_: &RunEvent| ControlFlow::Continue(()))?;
+                // Every question is answered: the threshold is measured on its own.
+                let answer = answer(passages, retriever, &mut generator, q, context, -1.0, false)?;
                 let (em, f1) = (
-                    exact_match(&answer.text, &q.answers),
-                    token_f1(&answer.text, &q.answers),
+                    exact_match(&answer, &q.answers),
+                    token_f1(&answer, &q.answers),
                 );
                 per_question[i].extend([em, f1]);
+                if context == Context::Retrieved {
+                    per_question[i].push(f64::from(u8::from(is_unknown(&answer))));
+                }
                 if i < 12 {
                     samples.push(format!(
                         "| {name}, {label} | {} | {} | {} |",
                         q.text.replace('|', "/"),
-                        answer.text.replace('|', "/"),
+                        answer.replace('|', "/"),
                         q.answers.join("; ").replace('|', "/")
                     ));
                 }
@@ -304,6 +435,27 @@ fn answers_table(
             }
             progress.finish();
         }
+        // The same questions about movies the catalogue lacks, as the page answers them
+        // (the shipped threshold, then the reader).
+        columns.push(format!(
+            "{name}: answerable refused, % | {name}: missing movie → \"I don't know\", %"
+        ));
+        let progress = bar(questions.len(), &format!("{name}, missing movies"));
+        for (i, q) in questions.iter().enumerate() {
+            let threshold = AskRequest::default().min_relevance;
+            let answer = answer(
+                passages,
+                retriever,
+                &mut generator,
+                q,
+                Context::Retrieved,
+                threshold,
+                true,
+            )?;
+            per_question[i].push(f64::from(u8::from(is_unknown(&answer))));
+            progress.inc(1);
+        }
+        progress.finish();
     }
     for (q, values) in questions.iter().zip(&per_question) {
         tally.add(q.kind, values);
@@ -311,8 +463,8 @@ fn answers_table(
     let mut header = String::from("| kind | questions |");
     let mut rule = String::from("|---|---:|");
     for c in &columns {
-        header.push_str(&format!(" {c}: EM | {c}: F1 |"));
-        rule.push_str("---:|---:|");
+        header.push_str(&format!(" {c} |"));
+        rule.push_str(&"---:|".repeat(c.matches(" | ").count() + 1));
     }
     let mut table = format!(
         "### Answers (first {} held-out questions): exact match / token F1, %\n\n{header}\n{rule}\n",

@@ -104,22 +104,16 @@ const CONDITIONS: [(&str, &str, ExampleSource); 3] = [
     ("retrieved", "retrieved examples", ExampleSource::Retrieved),
 ];
 
-/// `NAME=ADAPTER` pairs, or the default pair.
-fn models(args: &EvalArgs) -> anyhow::Result<Vec<(String, AdapterChoice)>> {
-    if args.models.is_empty() {
-        return Ok(vec![
-            ("base".into(), AdapterChoice::None),
-            (
-                "LoRA trained without examples".into(),
-                AdapterChoice::File(paths::committed_no_examples_adapter()),
-            ),
-            (
-                "LoRA trained with examples (shipped)".into(),
-                AdapterChoice::File(paths::committed_adapter()),
-            ),
-        ]);
+/// The generators `specs` name as `NAME=ADAPTER` pairs (an adapter file or `none`), or
+/// `default` when there are none.
+pub fn models(
+    specs: &[String],
+    default: impl FnOnce() -> Vec<(String, AdapterChoice)>,
+) -> anyhow::Result<Vec<(String, AdapterChoice)>> {
+    if specs.is_empty() {
+        return Ok(default());
     }
-    args.models
+    specs
         .iter()
         .map(|m| {
             let (name, adapter) = m
@@ -143,7 +137,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         Some(dtype) => requantize_gguf(&source, GgmlDType::Q4_1, parse_gguf_dtype(dtype)?)?,
         None => source.clone(),
     };
-    let models = models(&args)?;
+    let models = models(&args.models, || {
+        vec![
+            ("base".into(), AdapterChoice::None),
+            (
+                "LoRA trained without examples".into(),
+                AdapterChoice::File(paths::committed_no_examples_adapter()),
+            ),
+            (
+                "LoRA trained with examples (shipped)".into(),
+                AdapterChoice::File(paths::committed_adapter()),
+            ),
+        ]
+    })?;
     for name in &args.conditions {
         anyhow::ensure!(
             CONDITIONS.iter().any(|(key, _, _)| key == name),
