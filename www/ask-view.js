@@ -10,13 +10,13 @@ import { $, el, mb, num, pct } from './dom.js';
 
 const STOP_LABELS = { end_of_text: 'end of text', end_of_line: 'end of line', max_tokens: 'max tokens' };
 // Facts the default TMDB catalogue holds, each in the top passage found for it and answered
-// right by the reader (checked with `index-builder ask` and in the page). Not "Who played
-// the Joker in The Dark Knight?": the reader names the cast's first actor (docs/evaluation.md).
+// right by the reader (checked with `index-builder ask`). Not "Who played the Joker in The
+// Dark Knight?": the reader names the cast's first actor (docs/evaluation.md).
 const EXAMPLES = [
   'Who directed Jurassic Park?',
   'Who directed Avatar?',
   'Which 2010 film did Christopher Nolan direct?',
-  'Who composed the music for Titanic?',
+  'Who composed the music for Jaws?',
 ];
 const bytes = (text) => new TextEncoder().encode(text).length;
 

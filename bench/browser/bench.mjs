@@ -54,7 +54,7 @@ const IDEAS = [
 // so each gets an answer (not "I don't know.").
 const QUESTIONS = [
   'Who directed Jurassic Park?',
-  'Who composed the music for Titanic?',
+  'Who composed the music for Jaws?',
   'Which 2010 film did Christopher Nolan direct?',
   'Who played Ripley in Alien?',
   'How long is The Matrix?',
