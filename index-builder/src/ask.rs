@@ -98,9 +98,7 @@ pub fn load_reader(
     let path = paths::generator(generator);
     let bytes = paths::read_generator(&path)?;
     let mut generator = crate::tagline::load_generator(&bytes, &path)?;
-    let adapter = adapter
-        .unwrap_or_else(|| paths::AdapterChoice::File(paths::committed_ask_adapter()))
-        .read(&bytes)?;
+    let adapter = paths::AdapterChoice::or_ask_default(adapter).read(&bytes)?;
     generator.set_adapter(adapter.as_ref(), Default::default())?;
     marquee::task::prime::<Ask>(&mut generator)?;
     Ok(generator)

@@ -132,6 +132,14 @@ fn optional(column: &str) -> Option<String> {
     (!column.is_empty()).then(|| column.to_string())
 }
 
+/// An adapter file's bytes, or none.
+fn file_of(choice: paths::AdapterChoice) -> anyhow::Result<Option<Vec<u8>>> {
+    match choice {
+        paths::AdapterChoice::File(path) => Ok(Some(read(&path)?)),
+        paths::AdapterChoice::None => Ok(None),
+    }
+}
+
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| {
         format!(
@@ -165,18 +173,10 @@ fn generator_source(args: &BuildArgs) -> anyhow::Result<Option<GeneratorSource>>
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into()),
         requantize_q4_1_to,
-        adapter: match paths::AdapterChoice::or_default(args.adapter.clone()) {
-            paths::AdapterChoice::File(path) => Some(read(&path)?),
-            paths::AdapterChoice::None => None,
-        },
-        ask_adapter: match args
-            .ask_adapter
-            .clone()
-            .unwrap_or_else(|| paths::AdapterChoice::File(paths::committed_ask_adapter()))
-        {
-            paths::AdapterChoice::File(path) => Some(read(&path)?),
-            paths::AdapterChoice::None => None,
-        },
+        adapter: file_of(paths::AdapterChoice::or_default(args.adapter.clone()))?,
+        ask_adapter: file_of(paths::AdapterChoice::or_ask_default(
+            args.ask_adapter.clone(),
+        ))?,
     }))
 }
 

@@ -75,6 +75,11 @@ impl AdapterChoice {
         arg.unwrap_or_else(|| AdapterChoice::File(committed_adapter()))
     }
 
+    /// `arg`, else the committed reader adapter.
+    pub fn or_ask_default(arg: Option<AdapterChoice>) -> AdapterChoice {
+        arg.unwrap_or_else(|| AdapterChoice::File(committed_ask_adapter()))
+    }
+
     /// The adapter, read and checked against the base model it was trained on (the bytes
     /// of the generator file it will be applied to, or of the file that was re-stored).
     pub fn read(&self, base_model: &[u8]) -> anyhow::Result<Option<marquee::generate::Adapter>> {

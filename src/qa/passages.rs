@@ -253,26 +253,32 @@ impl PassageIndex {
         }
         let keep = |chunk: &usize| !exclude.contains(&self.passages.movie_of(*chunk));
         let depth = (DEPTH.max(k) + exclude.len() * 8).min(self.len());
-        let dense: Vec<(usize, f32)> = self
-            .dense
-            .search(embedding, depth, SearchMode::Exact)?
-            .into_iter()
-            .map(|h| (h.index, h.score))
-            .filter(|(c, _)| keep(c))
-            .collect();
-        let bm25 = self.lexical.scores(text);
-        let lexical: Vec<(usize, f32)> = crate::qa::lexical::best(&bm25, depth)
-            .into_iter()
-            .filter(|(c, _)| keep(c))
-            .collect();
+        // Each signal is computed only when the fusion uses it.
+        let dense = || -> Result<Vec<(usize, f32)>> {
+            Ok(self
+                .dense
+                .search(embedding, depth, SearchMode::Exact)?
+                .into_iter()
+                .map(|h| (h.index, h.score))
+                .filter(|(c, _)| keep(c))
+                .collect())
+        };
+        let lexical = |bm25: &[f32]| -> Vec<(usize, f32)> {
+            crate::qa::lexical::best(bm25, depth)
+                .into_iter()
+                .filter(|(c, _)| keep(c))
+                .collect()
+        };
         let mut ranked: Vec<(usize, f32)> = match fusion {
-            Fusion::Dense => dense,
-            Fusion::Lexical => lexical,
+            Fusion::Dense => dense()?,
+            Fusion::Lexical => lexical(&self.lexical.scores(text)),
             Fusion::Convex {
                 dense_weight,
                 title_weight,
                 field_weight,
             } => {
+                let bm25 = self.lexical.scores(text);
+                let (dense, lexical) = (dense()?, lexical(&bm25));
                 let asked = fields::asked(text);
                 let named: Vec<usize> = self
                     .titles
@@ -309,7 +315,8 @@ impl PassageIndex {
             }
             Fusion::Rrf { lexical_weight } => {
                 let mut fused: Vec<(usize, f32)> = Vec::new();
-                for (list, weight) in [(dense, 1.0), (lexical, lexical_weight)] {
+                let lists = [dense()?, lexical(&self.lexical.scores(text))];
+                for (list, weight) in lists.into_iter().zip([1.0, lexical_weight]) {
                     for (rank, (chunk, _)) in list.into_iter().enumerate() {
                         let add = weight / (RRF_K + rank as f32 + 1.0);
                         match fused.iter_mut().find(|(c, _)| *c == chunk) {
