@@ -154,6 +154,21 @@ fn required_by_default() -> bool {
     true
 }
 
+/// A part's size and sha256, fed piece by piece (the page checks the generator's bytes
+/// without copying them all into the wasm heap).
+#[derive(Default)]
+pub struct PartDigest {
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl PartDigest {
+    pub fn update(&mut self, piece: &[u8]) {
+        self.hasher.update(piece);
+        self.bytes += piece.len() as u64;
+    }
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -224,15 +239,22 @@ impl Manifest {
 
     /// Checks that `bytes` are exactly the part the manifest describes: size, then sha256.
     pub fn verify_part(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let mut digest = PartDigest::default();
+        digest.update(bytes);
+        self.verify_digest(name, digest)
+    }
+
+    /// [`Manifest::verify_part`] for bytes read piece by piece.
+    pub fn verify_digest(&self, name: &str, digest: PartDigest) -> Result<()> {
         let info = self.part(name)?;
-        if bytes.len() as u64 != info.bytes {
+        if digest.bytes != info.bytes {
             return Err(Error::PartSize {
                 part: name.to_string(),
                 expected: info.bytes,
-                actual: bytes.len() as u64,
+                actual: digest.bytes,
             });
         }
-        let actual = sha256_hex(bytes);
+        let actual = hex::encode(digest.hasher.finalize());
         if actual != info.sha256 {
             return Err(Error::PartHash {
                 part: name.to_string(),

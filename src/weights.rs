@@ -4,7 +4,7 @@
 //! twice ([`GgufTensors`]).
 
 use std::collections::HashMap;
-use std::io::Cursor;
+use std::io::{Cursor, Read, Seek};
 use std::sync::Arc;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
@@ -103,20 +103,32 @@ impl Weights {
     }
 }
 
-/// A GGUF file's tensors, each read from the file's bytes only when taken: a model that
-/// converts every matrix as it goes (the llama loader) then holds the file and its own
-/// layout, never a third copy of all the weights in candle's.
+/// A GGUF file's tensors, each read from the file only when taken: a model that converts
+/// every matrix as it goes (the llama loader) then holds the file and its own layout, never
+/// a third copy of all the weights in candle's. The file is any `Read + Seek`: bytes in
+/// memory, or (the page) bytes that stay in JavaScript's memory, so the wasm heap never
+/// holds the whole file.
 pub struct GgufTensors<'a> {
     content: gguf_file::Content,
-    reader: Cursor<&'a [u8]>,
+    reader: Box<dyn ReadSeek + 'a>,
 }
+
+/// What [`GgufTensors`] reads from.
+pub trait ReadSeek: Read + Seek {}
+impl<T: Read + Seek> ReadSeek for T {}
 
 impl<'a> GgufTensors<'a> {
     pub fn read(bytes: &'a [u8]) -> Result<Self> {
-        let mut reader = Cursor::new(bytes);
+        Self::from_reader(Cursor::new(bytes))
+    }
+
+    pub fn from_reader(mut reader: impl Read + Seek + 'a) -> Result<Self> {
         let content = gguf_file::Content::read(&mut reader)
             .map_err(|e| Error::ModelFile(format!("not a readable GGUF file: {e}")))?;
-        Ok(Self { content, reader })
+        Ok(Self {
+            content,
+            reader: Box::new(reader),
+        })
     }
 
     pub fn metadata(&self) -> &HashMap<String, gguf_file::Value> {

@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 // Browser benchmark: Marquee's page (Rust → wasm engine in a module worker) against wllama
-// (llama.cpp in wasm) on the same GGUF, both single-threaded, in headless Chromium.
+// (llama.cpp in wasm) on the same GGUF, and its query embedding against onnxruntime-web
+// (int8 MiniLM from the same weights), all single-threaded, in headless Chromium.
 //
 //   node bench/browser/bench.mjs [--dist DIR] [--runs N] [--tokens N] [--skip-ours]
-//                                [--skip-wllama] [--compare-adapter] [--json FILE] [--quiet]
-//   node bench/browser/bench.mjs --render FILE   (re-print the table of a --json file)
+//                                [--skip-wllama] [--skip-ort] [--ort-rounds N]
+//                                [--compare-adapter] [--json FILE] [--quiet]
+//   node bench/browser/bench.mjs --render FILE   (re-print the tables of a --json file)
 //
 // --compare-adapter runs our page a second time on the same site without its LoRA adapter
 // part (the manifest edited in a copy), as the page was before it had one, side by side.
 // Each query also runs once as Best (beam search), timed to its first text.
+// The onnxruntime-web section (ort-peer.mjs; needs scripts/bench-setup, --skip-ort skips it)
+// embeds the ideas and questions our page embedded, from the same token ids, and prints a
+// second table: our page's embed_ms beside ORT-web's per sentence, and their ratio.
 // Prints a markdown table; --json writes every raw number. Files are served by a small
 // HTTP server in this process (127.0.0.1, random port), which also counts the bytes each
 // page load transfers. Memory is the Chromium process tree's RSS/PSS read from /proc.
@@ -22,6 +27,7 @@ import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { startServer } from './server.mjs';
 import { startMemorySampler } from './procmem.mjs';
+import { benchOrt, checkOrtSetup, oursPerSentence, renderOrtTable, tokenizeSentences } from './ort-peer.mjs';
 import { TAGLINE_DEFAULTS, TAGLINE_LIMITS } from '../../www/protocol.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -68,14 +74,15 @@ const QUESTIONS = [
 function usage(message) {
   if (message) console.error(`bench: ${message}`);
   console.error('usage: node bench/browser/bench.mjs [--dist DIR] [--runs N] [--tokens N] ' +
-    '[--skip-ours] [--skip-wllama] [--json FILE] [--quiet] | --render FILE');
+    '[--skip-ours] [--skip-wllama] [--skip-ort] [--ort-rounds N] [--compare-adapter] [--json FILE] [--quiet] ' +
+    '| --render FILE');
   process.exit(2);
 }
 
 function parseArgs(argv) {
   const opts = {
     dist: path.join(REPO, 'dist'), runs: null, tokens: 48, skipOurs: false, skipWllama: false,
-    json: null, quiet: false, render: null, compareAdapter: false,
+    json: null, quiet: false, render: null, compareAdapter: false, skipOrt: false, ortRounds: 5,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -90,6 +97,8 @@ function parseArgs(argv) {
     else if (arg === '--json') opts.json = path.resolve(value());
     else if (arg === '--skip-ours') opts.skipOurs = true;
     else if (arg === '--skip-wllama') opts.skipWllama = true;
+    else if (arg === '--skip-ort') opts.skipOrt = true;
+    else if (arg === '--ort-rounds') opts.ortRounds = count();
     else if (arg === '--quiet') opts.quiet = true;
     else if (arg === '--compare-adapter') opts.compareAdapter = true;
     else if (arg === '--render') opts.render = path.resolve(value());
@@ -343,30 +352,36 @@ async function benchOurs(opts, dist = opts.dist) {
     await page.addInitScript(recordWorkerMessages);
     const chromiumVersion = await browserVersion(page);
 
+    memory.phase('first load');
     say('ours: first load (fresh profile)…');
     server.traffic.reset();
     await page.goto(`${server.origin}/index.html`);
     const firstReady = await waitForReady(page, pageProblems);
     const firstTraffic = server.traffic.snapshot();
 
+    memory.phase('taglines');
     const runs = opts.runs ?? IDEAS.length;
     const queries = [];
     for (let i = 0; i < runs; i++) {
       const idea = IDEAS[i % IDEAS.length];
       say(`ours: query ${i + 1}/${runs} (hnsw): ${idea}`);
-      queries.push(await runQuery(page, pageProblems, { idea, mode: 'hnsw', maxTokens: opts.tokens }));
+      queries.push({ idea, ...await runQuery(page, pageProblems, { idea, mode: 'hnsw', maxTokens: opts.tokens }) });
       // Exact search on the same idea: stopped right after retrieval, so it costs little.
       const exact = await runQuery(page, pageProblems, { idea, mode: 'exact', maxTokens: 8, searchOnly: true });
       queries[queries.length - 1].exact_search_ms = exact.search_ms;
+      queries[queries.length - 1].exact_embed_ms = exact.embed_ms; // more samples for the ORT table
       // Best: the beam search the page offers beside sampling (#best), to its first text.
       const best = await runQuery(page, pageProblems, { idea, mode: 'hnsw', maxTokens: opts.tokens, button: 'best' });
       queries[queries.length - 1].best_first_text_ms = best.wall_click_to_first_token_ms;
       queries[queries.length - 1].best_done_ms = best.wall_click_to_done_ms;
       queries[queries.length - 1].best_text = best.text;
+      queries[queries.length - 1].best_embed_ms = best.embed_ms;
     }
+    memory.phase('ask');
     const ask = await benchAsk(page, pageProblems, opts.runs ?? QUESTIONS.length);
     const heapAfterQueries = await jsHeapUsed(page);
 
+    memory.phase('reload');
     say('ours: warm load (reload, same profile)…');
     server.traffic.reset();
     await page.reload();
@@ -530,6 +545,13 @@ const ROWS = [
   ['Ask: time to first answer token, engine / page wall clock (median)',
     (o) => `${fmt(medianOf(o.ask?.questions, 'ttft_ms'), 0, ' ms')} / ${fmt(medianOf(o.ask?.questions, 'wall_click_to_first_token_ms'), 0, ' ms')}`, null],
   ['Peak RSS, renderer processes (page + worker)', (o) => mib(o.memory.renderer_rss), (x) => mib(x.memory.renderer_rss)],
+  // wllama loads and generates, nothing else: our peak over the same work, before the Ask tab.
+  ['of it: first load + taglines / Ask tab / reload', (o) => {
+    const by = o.memory.renderer_rss_by_phase ?? {};
+    if (!by.taglines) return '';
+    const load = Math.max(by['first load'] ?? 0, by.taglines);
+    return `${mib(load)} / ${mib(by.ask ?? 0)} / ${mib(by.reload ?? 0)}`;
+  }, null],
   ['Peak PSS, all Chromium processes', (o) => mib(o.memory.all_pss), (x) => mib(x.memory.all_pss)],
   ['Page JS heap used, main thread (CDP)', (o) => mib(o.page_js_heap_bytes), (x) => mib(x.page_js_heap_bytes)],
   ['.wasm raw / gzip -9', (o, r) => sizes(r.wasm.ours), (x, r) => sizes(r.wasm.wllama)],
@@ -580,21 +602,32 @@ async function withoutAdapter(dist) {
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   quiet = opts.quiet;
-  if (opts.render) { // re-print the table of an earlier --json file, running nothing
-    console.log(renderTable(JSON.parse(await fsp.readFile(opts.render, 'utf8'))));
+  if (opts.render) { // re-print the tables of an earlier --json file, running nothing
+    console.log(renderAll(JSON.parse(await fsp.readFile(opts.render, 'utf8'))));
     return;
+  }
+  // The peer's files and token ids first: a missing setup should not cost our page's minutes.
+  let ortVersion = null;
+  let tokenized = null;
+  if (!opts.skipOrt) {
+    ortVersion = checkOrtSetup(BenchError);
+    say('onnxruntime-web: tokenizing the ideas and questions (minilm_onnx.py tokenize)…');
+    tokenized = tokenizeSentences([...new Set([...IDEAS, ...QUESTIONS])], BenchError);
   }
   const wllamaVersion = JSON.parse(fs.readFileSync(path.join(WLLAMA_PKG, 'package.json'), 'utf8')).version;
   const results = {
     env: {
       cpu: os.cpus()[0]?.model ?? 'unknown CPU', cores: os.cpus().length, platform: `${os.platform()} ${os.release()}`,
       node: process.version, wllama: wllamaVersion, tokens: opts.tokens, chromium: null, libllama: null,
+      ort: ortVersion,
       ours_runs: opts.skipOurs ? 0 : opts.runs ?? IDEAS.length, wllama_runs: opts.skipWllama ? 0 : opts.runs ?? 3,
       // Other work on the machine slows both engines alike; the load average says how much.
       loadavg_start: os.loadavg(), loadavg_end: null,
     },
     ours: null,
     wllama: null,
+    ort: null, // ORT-web's figures (ort-peer.mjs); ort_ours: our page's embed_ms per sentence
+    ort_ours: null,
     wasm: {
       ours: wasmSize(ourWasm(opts.dist)),
       wllama: wasmSize(path.join(WLLAMA_PKG, 'esm/wasm/wllama.wasm')),
@@ -613,6 +646,15 @@ async function main() {
         await fsp.rm(bare, { recursive: true, force: true });
       }
     }
+  }
+  if (!opts.skipOrt) {
+    results.ort = await benchOrt({
+      tokenized, rounds: opts.ortRounds, chromiumPath: CHROMIUM, chromiumArgs: CHROMIUM_ARGS,
+      watchPage, say, BenchError,
+    });
+    results.ort.token_ids = tokenized.map(({ text, input_ids }) => ({ text, input_ids }));
+    results.ort_ours = oursPerSentence(results.ours);
+    results.env.chromium ??= results.ort.chromium;
   }
   if (!opts.skipWllama) {
     const models = [{ label: 'Q4_1 (original)', file: Q4_1_GGUF }];
@@ -638,7 +680,15 @@ async function main() {
     await fsp.writeFile(opts.json, JSON.stringify(results, null, 2) + '\n');
     say(`raw numbers written to ${opts.json}`);
   }
-  console.log(renderTable(results));
+  console.log(renderAll(results));
+}
+
+// The main table, then (when it ran) the onnxruntime-web one; an ORT-only run (--skip-ours
+// --skip-wllama) has no main table to print.
+function renderAll(results) {
+  const tables = results.ours || results.wllama ? [renderTable(results)] : [];
+  if (results.ort) tables.push(renderOrtTable(results));
+  return tables.join('\n\n');
 }
 
 main().catch((error) => {

@@ -50,12 +50,16 @@ export function memorySample() {
   return sample;
 }
 
-// Samples every MEMORY_SAMPLE_MS until stop(); keeps the peak of each sum.
+// Samples every MEMORY_SAMPLE_MS until stop(); keeps the peak of each sum, and the renderers'
+// peak RSS in each phase the caller names with phase() (to say which work the peak came from:
+// our page does more than wllama's, the Ask tab's parts among it).
 export function startMemorySampler() {
-  const peak = { renderer_rss: 0, all_rss: 0, all_pss: 0, processes: 0, samples: 0 };
+  const peak = { renderer_rss: 0, all_rss: 0, all_pss: 0, processes: 0, samples: 0, renderer_rss_by_phase: {} };
+  let current = 'start';
   const take = () => {
     const s = memorySample();
     for (const key of ['renderer_rss', 'all_rss', 'all_pss', 'processes']) peak[key] = Math.max(peak[key], s[key]);
+    peak.renderer_rss_by_phase[current] = Math.max(peak.renderer_rss_by_phase[current] ?? 0, s.renderer_rss);
     peak.samples += 1;
   };
   take();
@@ -65,5 +69,7 @@ export function startMemorySampler() {
     if (!stopped) { clearInterval(timer); take(); stopped = true; }
     return peak;
   };
-  return { stop };
+  // A reading closes the last phase, so a short one is not left without a sample.
+  const phase = (name) => { if (!stopped) { take(); current = name; } };
+  return { stop, phase };
 }

@@ -178,7 +178,16 @@ impl Generator {
 
     /// A llama-architecture GGUF (SmolLM2), with the tokenizer from its own metadata.
     pub fn from_llama_gguf(bytes: &[u8]) -> Result<Self> {
-        let mut tensors = GgufTensors::read(bytes)?;
+        Self::from_llama_tensors(GgufTensors::read(bytes)?)
+    }
+
+    /// [`Generator::from_llama_gguf`] from a GGUF file read piece by piece (the page keeps
+    /// the file's bytes outside the wasm heap, see `web/src/js_bytes.rs`).
+    pub fn from_llama_reader(reader: impl std::io::Read + std::io::Seek) -> Result<Self> {
+        Self::from_llama_tensors(GgufTensors::from_reader(reader)?)
+    }
+
+    fn from_llama_tensors(mut tensors: GgufTensors) -> Result<Self> {
         let metadata = tensors.metadata().clone();
         let arch = match metadata.get("general.architecture") {
             Some(v) => v.to_string()?.clone(),

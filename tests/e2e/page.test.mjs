@@ -167,24 +167,37 @@ test('a reload with the server gone still loads and generates', async () => {
   await server.start();
 });
 
-test('a damaged cache entry is dropped and fetched again', async () => {
+test('damaged cache entries are dropped and fetched again', async () => {
+  // movies.json cut in half (a size error); one bit of the generator flipped (a sha256
+  // error: the generator's bytes are hashed piece by piece, never copied whole into wasm).
   const damaged = await page.evaluate(async () => {
     const cache = await caches.open('marquee-parts-v1');
-    const key = (await cache.keys()).map((r) => r.url).find((u) => u.includes('movies.json'));
-    const bytes = new Uint8Array(await (await cache.match(key)).arrayBuffer());
-    await cache.put(key, new Response(bytes.slice(0, bytes.length >> 1)));
-    return { key, full: bytes.length };
+    const keys = (await cache.keys()).map((r) => r.url);
+    const out = {};
+    for (const [name, damage] of [
+      ['movies.json', (b) => b.slice(0, b.length >> 1)],
+      ['generator-q4_0.gguf', (b) => { const c = b.slice(); c[c.length >> 1] ^= 0x10; return c; }],
+    ]) {
+      const key = keys.find((u) => u.includes(name));
+      const bytes = new Uint8Array(await (await cache.match(key)).arrayBuffer());
+      await cache.put(key, new Response(damage(bytes)));
+      out[name] = { key, full: bytes.length };
+    }
+    return out;
   });
   server.requests.clear();
   await page.reload();
   await waitForState('ready', LOAD_TIMEOUT);
   assert.ok(server.requests.get('/bundle/movies.json') >= 1, 'movies.json fetched again');
+  assert.ok(server.requests.get('/bundle/generator-q4_0.gguf') >= 1, 'the generator fetched again');
   assert.equal(server.requests.get('/bundle/index.bin') ?? 0, 0, 'intact parts come from the cache');
-  const repaired = await page.evaluate(async (key) => {
-    const cache = await caches.open('marquee-parts-v1');
-    return (await (await cache.match(key)).arrayBuffer()).byteLength;
-  }, damaged.key);
-  assert.equal(repaired, damaged.full);
+  for (const { key, full } of Object.values(damaged)) {
+    const repaired = await page.evaluate(async (key) => {
+      const cache = await caches.open('marquee-parts-v1');
+      return (await (await cache.match(key)).arrayBuffer()).byteLength;
+    }, key);
+    assert.equal(repaired, full);
+  }
 });
 
 test('text from the data and the model is shown as text, not HTML', async () => {

@@ -13,14 +13,17 @@
 
 mod adapters;
 mod ask;
+mod js_bytes;
 pub mod protocol;
 mod recs;
 
 use std::collections::HashMap;
 
 use adapters::{AdapterUse, Adapters};
+use js_bytes::JsBytes;
+use js_sys::Uint8Array;
 
-use marquee::bundle::{part, Manifest};
+use marquee::bundle::{part, Manifest, PartDigest};
 use marquee::generate::{Adapter, AdapterMode, Generator};
 use marquee::qa::PassageIndex;
 use marquee::retriever::Retriever;
@@ -37,6 +40,8 @@ use wasm_bindgen::prelude::*;
 pub struct Session {
     manifest: Manifest,
     parts: HashMap<String, Vec<u8>>,
+    /// The generator's GGUF, left in JavaScript's memory until `finish` converts it.
+    generator_file: Option<JsBytes>,
     retriever: Option<Retriever>,
     generator: Option<Generator>,
     adapters: Adapters,
@@ -124,6 +129,7 @@ impl Session {
         Ok(Self {
             manifest: Manifest::from_json(manifest_json).map_err(js_error)?,
             parts: HashMap::new(),
+            generator_file: None,
             retriever: None,
             generator: None,
             adapters: Adapters::new(),
@@ -153,8 +159,21 @@ impl Session {
 
     /// Keeps one part after checking its size and sha256; the error says which check
     /// failed, and the worker then drops its cached copy and fetches it again.
+    /// The generator's bytes are not copied: they stay in JavaScript's memory, hashed and
+    /// later read a piece at a time (`js_bytes`), so the wasm heap never holds the file.
     #[wasm_bindgen(js_name = addPart)]
-    pub fn add_part(&mut self, name: &str, bytes: Vec<u8>) -> Result<(), JsError> {
+    pub fn add_part(&mut self, name: &str, bytes: Uint8Array) -> Result<(), JsError> {
+        if name == part::GENERATOR {
+            let file = JsBytes::new(bytes);
+            let mut digest = PartDigest::default();
+            file.for_each_piece(|piece| digest.update(piece));
+            self.manifest
+                .verify_digest(name, digest)
+                .map_err(js_error)?;
+            self.generator_file = Some(file);
+            return Ok(());
+        }
+        let bytes = bytes.to_vec();
         self.manifest.verify_part(name, &bytes).map_err(js_error)?;
         self.parts.insert(name.to_string(), bytes);
         Ok(())
@@ -163,7 +182,7 @@ impl Session {
     /// Builds the retriever and the generator from the parts added so far.
     pub fn finish(&mut self) -> Result<JsValue, JsError> {
         let mut parts = std::mem::take(&mut self.parts);
-        let generator = parts.remove(part::GENERATOR);
+        let generator = self.generator_file.take();
         let adapter = parts.remove(part::ADAPTER);
         let retriever = Retriever::from_parts(self.manifest.clone(), |info| {
             parts.remove(&info.name).ok_or_else(|| Error::MissingPart {
@@ -180,8 +199,10 @@ impl Session {
             .embed_query("A movie about a movie.")
             .map_err(js_error)?;
         self.generator = match generator {
-            Some(bytes) => {
-                let mut generator = Generator::from_llama_gguf(&bytes).map_err(js_error)?;
+            Some(file) => {
+                // Buffered: reading the header is many small reads, each a call into JS.
+                let file = std::io::BufReader::with_capacity(1 << 16, file);
+                let mut generator = Generator::from_llama_reader(file).map_err(js_error)?;
                 if let Some(adapter) = adapter {
                     let adapter = Adapter::read(&adapter).map_err(js_error)?;
                     generator
