@@ -578,7 +578,39 @@ function renderTable(results) {
     line(['Metric', ...columns.map((c) => c.title)]),
     line(['---', ...columns.map(() => '---')]),
     ...body,
+    ...renderWllamaRatios(results),
   ].join('\n');
+}
+
+// Issue 15's two targets against wllama, as ratios from this run: ours against each
+// wllama column (the same q4_0 file is the fair one; the original Q4_1 is shown too).
+const WLLAMA_TARGETS = [
+  { what: 'decode tok/s, engine', target: '≥ 4×', atLeast: 4,
+    ours: (o) => medianOf(q(o), 'decode_tok_s'), peer: (x) => medianOf(x.runs, 'decode_tok_s') },
+  { what: 'peak renderer RSS (ours: first load + taglines, the same work as wllama\'s)', target: '≤ 1×', atMost: 1,
+    ours: (o) => {
+      const by = o.memory.renderer_rss_by_phase ?? {};
+      return by.taglines ? Math.max(by['first load'] ?? 0, by.taglines) : o.memory.renderer_rss;
+    },
+    peer: (x) => x.memory.renderer_rss },
+];
+
+function renderWllamaRatios(results) {
+  if (!results.ours || !results.wllama?.length) return [];
+  const rows = WLLAMA_TARGETS.map((t) => {
+    const cells = results.wllama.map((x) => {
+      const ratio = t.ours(results.ours) / t.peer(x);
+      const met = t.atLeast ? ratio >= t.atLeast : ratio <= t.atMost;
+      return `${fmt(ratio, 2, '×')} (${met ? 'met' : '**missed**'})`;
+    });
+    return `| ${t.what} | ${cells.join(' | ')} | ${t.target} |`;
+  });
+  return [
+    '',
+    `| Ours ÷ wllama, this run | ${results.wllama.map((x) => x.label).join(' | ')} | target |`,
+    `| --- | ${results.wllama.map(() => '---').join(' | ')} | --- |`,
+    ...rows,
+  ];
 }
 
 // A copy of the site whose manifest no longer lists the adapter part: the page as it was
