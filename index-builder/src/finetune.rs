@@ -313,7 +313,7 @@ fn ask_examples(
 ) -> anyhow::Result<Vec<TrainingExample>> {
     let passages = crate::ask::open_passages(dir, retriever)?;
     let mut questions =
-        crate::eval::ask::split_questions(retriever, None, None, args.held_out_percent, false)?;
+        crate::eval::ask::split_questions(retriever, None, None, args.held_out_percent)?.training;
     if let Some(n) = args.questions {
         questions.truncate(n);
     }

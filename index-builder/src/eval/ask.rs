@@ -60,15 +60,20 @@ pub struct AskEvalArgs {
     out: Option<PathBuf>,
 }
 
-/// The held-out (or, with `held_out` false, the training) questions, in a spread order: sorted by a hash of their text, so any first
-/// N mixes the kinds and movies.
+/// The templated questions split by movie: held out and training, each in a spread order
+/// (sorted by a hash of their text, so any first N mixes the kinds and movies). One read of
+/// the TMDB files (40 MB of credits) serves both.
+pub struct QuestionSplit {
+    pub held_out: Vec<Question>,
+    pub training: Vec<Question>,
+}
+
 pub fn split_questions(
     retriever: &Retriever,
     movies_csv: Option<PathBuf>,
     credits: Option<PathBuf>,
     percent: u64,
-    held_out: bool,
-) -> anyhow::Result<Vec<Question>> {
+) -> anyhow::Result<QuestionSplit> {
     let movies_csv = movies_csv.unwrap_or_else(|| paths::assets_dir().join("tmdb/movies.csv"));
     let credits = credits.unwrap_or_else(|| paths::assets_dir().join("tmdb/credits.csv"));
     let open = |p: &PathBuf| {
@@ -76,13 +81,14 @@ pub fn split_questions(
     };
     let (facts, _) = read_tmdb(open(&movies_csv)?, open(&credits)?)?;
     let ids: Vec<String> = retriever.movies().iter().map(|m| m.id.clone()).collect();
-    let mut questions: Vec<Question> = generate(&facts, &ids, percent)
-        .into_iter()
-        .filter(|q| q.held_out == held_out)
-        .collect();
+    let (mut held_out, mut training): (Vec<Question>, Vec<Question>) =
+        generate(&facts, &ids, percent)
+            .into_iter()
+            .partition(|q| q.held_out);
     let key = |q: &Question| marquee::bundle::sha256_hex(q.text.as_bytes());
-    questions.sort_by_cached_key(key);
-    Ok(questions)
+    held_out.sort_by_cached_key(key);
+    training.sort_by_cached_key(key);
+    Ok(QuestionSplit { held_out, training })
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
@@ -140,12 +146,16 @@ pub fn run(args: AskEvalArgs) -> anyhow::Result<()> {
     let retriever = Retriever::open_dir(&dir)
         .with_context(|| format!("cannot open the bundle in {}", dir.display()))?;
     let passages = crate::ask::open_passages(&dir, &retriever)?;
-    let mut questions = split_questions(
+    let QuestionSplit {
+        held_out: mut questions,
+        // The fusion is chosen on training questions, never on the held-out ones it is
+        // scored on.
+        mut training,
+    } = split_questions(
         &retriever,
         args.movies_csv.clone(),
         args.credits.clone(),
         args.held_out_percent,
-        true,
     )?;
     if let Some(n) = args.questions {
         questions.truncate(n);
@@ -154,14 +164,6 @@ pub fn run(args: AskEvalArgs) -> anyhow::Result<()> {
     let mut out = String::new();
     let (retrieval, cosines) = retrieval_table(&retriever, &passages, &questions)?;
     out.push_str(&retrieval);
-    // The fusion is chosen on training questions, never on the held-out ones it is scored on.
-    let mut training = split_questions(
-        &retriever,
-        args.movies_csv.clone(),
-        args.credits.clone(),
-        args.held_out_percent,
-        false,
-    )?;
     training.truncate(args.fusion_questions);
     out.push_str(&fusion_table(&retriever, &passages, &training)?);
     out.push_str(&threshold_table(&cosines));
