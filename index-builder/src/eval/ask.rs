@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use marquee::qa::facts::read_tmdb;
 use marquee::qa::metrics::{exact_match, token_f1};
 use marquee::qa::questions::{generate, Kind, Question};
-use marquee::qa::{Fusion, PassageIndex, Signal};
+use marquee::qa::{Fusion, PassageHit, PassageIndex, Signal};
 use marquee::retriever::Retriever;
 use marquee::task::ask::{relevance, AskRequest, Context, UNKNOWN};
 use marquee::task::RunEvent;
@@ -89,6 +89,14 @@ pub fn split_questions(
     held_out.sort_by_cached_key(key);
     training.sort_by_cached_key(key);
     Ok(QuestionSplit { held_out, training })
+}
+
+/// Whether the best chunk holds one of the question's answers (what the reader needs):
+/// the "answer@1" columns.
+fn first_chunk_answers(passages: &PassageIndex, hits: &[PassageHit], q: &Question) -> bool {
+    hits.first().is_some_and(|h| {
+        taught_answer(&passages.passages.chunk_text(h.chunk), &q.answers) != UNKNOWN
+    })
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
@@ -197,10 +205,7 @@ fn retrieval_table(
             values.push(f64::from(u8::from(first == Some(0))));
             values.push(f64::from(u8::from(first.is_some())));
             if signal == Signal::Fused {
-                let answered = hits.first().is_some_and(|h| {
-                    taught_answer(&passages.passages.chunk_text(h.chunk), &q.answers) != UNKNOWN
-                });
-                values.push(f64::from(u8::from(answered)));
+                values.push(f64::from(u8::from(first_chunk_answers(passages, &hits, q))));
                 // The relevance the task decides on, over the passages it shows.
                 let k = AskRequest::default().k;
                 let absent: HashSet<usize> = q.movies.iter().copied().collect();
@@ -268,10 +273,7 @@ fn fusion_table(
         for (s, fusion) in settings.iter().enumerate() {
             let hits = passages.search_with(&q.text, &embedding, 5, *fusion, &none)?;
             let first = hits.iter().position(|h| q.movies.contains(&h.movie));
-            let answered = hits.first().is_some_and(|h| {
-                let text = passages.passages.chunk_text(h.chunk);
-                taught_answer(&text, &q.answers) != UNKNOWN
-            });
+            let answered = first_chunk_answers(passages, &hits, q);
             for g in [0, group] {
                 sums[s][g][0] += usize::from(first == Some(0));
                 sums[s][g][1] += usize::from(first.is_some());
