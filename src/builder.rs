@@ -228,6 +228,8 @@ pub fn build_bundle(
     };
     timings.prepare_generator = clock.elapsed().as_secs_f64();
 
+    // The reader adapter ships only with the passages it reads.
+    let ask_adapter_ships = passages.is_some();
     let dtype = format!("{:?}", options.embedder_dtype).to_lowercase();
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -253,8 +255,7 @@ pub fn build_bundle(
             attribution: options.attribution.clone(),
         },
         generator: generator.as_ref().map(|(info, _)| GeneratorInfo {
-            // The reader adapter ships only with the passages it reads.
-            ask_adapter: info.ask_adapter.clone().filter(|_| passages.is_some()),
+            ask_adapter: info.ask_adapter.clone().filter(|_| ask_adapter_ships),
             ..info.clone()
         }),
         parts: Vec::new(),
@@ -274,7 +275,6 @@ pub fn build_bundle(
         "tokenizer.json",
         model.tokenizer_json.clone(),
     );
-    let has_passages = passages.is_some();
     if let Some((passages, index)) = passages {
         bundle.add_optional(part::PASSAGES, "passages.json", passages.to_json());
         bundle.add_optional(part::PASSAGE_INDEX, "passage-index.bin", index.to_bytes()?);
@@ -285,7 +285,7 @@ pub fn build_bundle(
         if let Some(adapter) = &source.adapter {
             bundle.add_optional(part::ADAPTER, "tagline-lora.safetensors", adapter.clone());
         }
-        if let Some(adapter) = source.ask_adapter.as_ref().filter(|_| has_passages) {
+        if let Some(adapter) = source.ask_adapter.as_ref().filter(|_| ask_adapter_ships) {
             bundle.add_optional(part::ASK_ADAPTER, "ask-lora.safetensors", adapter.clone());
         }
     }

@@ -15,11 +15,8 @@ use marquee::task::ask::{start, Ask, AskRequest};
 fn open() -> (Retriever, PassageIndex) {
     let dir = common::bundle_dir();
     let retriever = Retriever::open_dir(&dir).expect("bundle");
-    let manifest = retriever.manifest();
-    let passages = bundle::read_part(&dir, manifest, part::PASSAGES).expect("passages part");
-    let index = bundle::read_part(&dir, manifest, part::PASSAGE_INDEX).expect("passage index");
-    let search =
-        PassageIndex::from_parts(&passages, &index, retriever.movies().len()).expect("opens");
+    let search = PassageIndex::open_dir(&dir, retriever.manifest(), retriever.movies().len())
+        .expect("the bundle's passages");
     (retriever, search)
 }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use marquee::bundle::{self, part};
+use marquee::bundle::part;
 use marquee::generate::Generator;
 use marquee::qa::{PassageIndex, Signal};
 use marquee::retriever::Retriever;
@@ -81,11 +81,9 @@ pub fn open_passages(dir: &Path, retriever: &Retriever) -> anyhow::Result<Passag
             dir.display()
         );
     }
-    let passages = bundle::read_part(dir, manifest, part::PASSAGES)?;
-    let index = bundle::read_part(dir, manifest, part::PASSAGE_INDEX)?;
-    Ok(PassageIndex::from_parts(
-        &passages,
-        &index,
+    Ok(PassageIndex::open_dir(
+        dir,
+        manifest,
         retriever.movies().len(),
     )?)
 }

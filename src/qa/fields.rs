@@ -23,7 +23,7 @@ pub const KEYWORDS: &str = "Keywords:";
 
 /// Every field, in the order a document states them. A long cast list runs on into the
 /// next chunk without its label, so every chunk of the cast list states the cast
-/// ([`stated_in`]): "Who played Ripley?" asks for it too.
+/// ([`Statements::stated_in`]): "Who played Ripley?" asks for it too.
 pub const FIELDS: [Field; 8] = [
     Field {
         label: DIRECTED,
@@ -89,18 +89,43 @@ pub fn asked(question: &str) -> u8 {
         .fold(0, |mask, (i, _)| mask | 1 << i)
 }
 
-/// The fields the part `range` of a document's body states, as [`asked`]'s bits: those
-/// whose label it holds, and the cast for any part of the cast list.
-pub fn stated_in(body: &str, range: std::ops::Range<usize>) -> u8 {
-    let text = body.get(range.clone()).unwrap_or_default();
-    let labelled = FIELDS
+/// The bit [`asked`] and [`Statements::stated_in`] use for the field labelled `label`.
+fn bit_of(label: &str) -> u8 {
+    FIELDS
         .iter()
-        .enumerate()
-        .filter(|(_, f)| text.contains(f.label))
-        .fold(0, |mask, (i, _)| mask | 1 << i);
-    let in_cast =
-        cast_list(body).is_some_and(|cast| range.start < cast.end && cast.start < range.end);
-    labelled | if in_cast { 1 << 3 } else { 0 }
+        .position(|f| f.label == label)
+        .map_or(0, |i| 1 << i)
+}
+
+/// A document's body, ready to say which fields each of its chunks states: the cast list is
+/// found once for all of them.
+pub struct Statements<'a> {
+    body: &'a str,
+    cast: Option<std::ops::Range<usize>>,
+}
+
+impl<'a> Statements<'a> {
+    pub fn new(body: &'a str) -> Self {
+        Self {
+            body,
+            cast: cast_list(body),
+        }
+    }
+
+    /// The fields the part `range` of the body states, as [`asked`]'s bits: those whose
+    /// label it holds, and the cast for any part of the cast list.
+    pub fn stated_in(&self, range: std::ops::Range<usize>) -> u8 {
+        let text = self.body.get(range.clone()).unwrap_or_default();
+        let labelled = FIELDS
+            .iter()
+            .filter(|f| text.contains(f.label))
+            .fold(0, |mask, f| mask | bit_of(f.label));
+        let in_cast = self
+            .cast
+            .as_ref()
+            .is_some_and(|cast| range.start < cast.end && cast.start < range.end);
+        labelled | if in_cast { bit_of(STARRING) } else { 0 }
+    }
 }
 
 /// Where a body's cast list is: from "Starring" to the next fact's label (names hold full
@@ -128,12 +153,13 @@ mod tests {
         let body = "Directed by Ridley Scott. Starring Tom Skerritt as Dallas, Sigourney \
                     Weaver as Ripley. Released in 1979; genre Horror. An overview.";
         let at = |text: &str| body.find(text).expect("in the body");
-        assert_eq!(stated_in(body, 0..at("Starring")), 1);
+        let statements = Statements::new(body);
+        assert_eq!(statements.stated_in(0..at("Starring")), 1);
         assert_eq!(
-            stated_in(body, at("Weaver")..at(" An")),
+            statements.stated_in(at("Weaver")..at(" An")),
             1 << 3 | 1 << 4 | 1 << 5,
             "the cast list's second part states the cast without its label"
         );
-        assert_eq!(stated_in(body, at("An")..body.len()), 0);
+        assert_eq!(statements.stated_in(at("An")..body.len()), 0);
     }
 }

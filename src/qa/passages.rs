@@ -12,6 +12,7 @@ use super::document::header;
 use super::fields;
 use super::lexical::Bm25;
 use super::titles::Titles;
+use crate::bundle::{self, part, Manifest};
 use crate::error::{Error, Result};
 use crate::index::{SearchMode, VectorIndex};
 
@@ -155,7 +156,7 @@ pub struct PassageIndex {
     titles: Titles,
     /// Each document's chunks.
     doc_chunks: Vec<std::ops::Range<usize>>,
-    /// The fields each chunk states ([`fields::stated_in`]).
+    /// The fields each chunk states ([`fields::Statements::stated_in`]).
     chunk_fields: Vec<u8>,
 }
 
@@ -182,13 +183,15 @@ impl PassageIndex {
                 range.end = i + 1;
             }
         }
+        let statements: Vec<fields::Statements> = passages
+            .documents
+            .iter()
+            .map(|d| fields::Statements::new(&d.text))
+            .collect();
         let chunk_fields = passages
             .chunks
             .iter()
-            .map(|c| {
-                let doc = &passages.documents[c.doc as usize];
-                fields::stated_in(&doc.text, c.start as usize..c.end as usize)
-            })
+            .map(|c| statements[c.doc as usize].stated_in(c.start as usize..c.end as usize))
             .collect();
         Ok(Self {
             passages,
@@ -205,6 +208,14 @@ impl PassageIndex {
     pub fn from_parts(passages_json: &[u8], index: &[u8], movies: usize) -> Result<Self> {
         let passages = Passages::from_json(passages_json, movies)?;
         Self::new(passages, VectorIndex::from_bytes(index)?)
+    }
+
+    /// The passages of a bundle directory written by `index-builder build`, for its
+    /// catalogue of `movies` movies; each part is verified against `manifest`.
+    pub fn open_dir(dir: &std::path::Path, manifest: &Manifest, movies: usize) -> Result<Self> {
+        let passages = bundle::read_part(dir, manifest, part::PASSAGES)?;
+        let index = bundle::read_part(dir, manifest, part::PASSAGE_INDEX)?;
+        Self::from_parts(&passages, &index, movies)
     }
 
     pub fn len(&self) -> usize {

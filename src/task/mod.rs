@@ -16,8 +16,11 @@
 //!   it came from) and a paragraph on why, out.
 
 pub mod ask;
+mod prompt;
 pub mod recommend;
 pub mod tagline;
+
+pub use prompt::Budget;
 
 use std::ops::ControlFlow;
 

@@ -16,7 +16,7 @@ use crate::generate::chat::END_OF_TURN;
 use crate::generate::Generator;
 use crate::index::SearchMode;
 use crate::retriever::Retriever;
-use crate::task::tagline::{build_prompt, retrieved_examples, Budget, Example, PromptStyle};
+use crate::task::tagline::{build_prompt, retrieved_examples, Example, PromptStyle, BUDGET};
 
 /// How training prompts are made.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -128,13 +128,7 @@ pub fn training_examples(
             }
             mixed.push(example);
         }
-        let (prompt, kept) = build_prompt(
-            &movie.overview,
-            &mixed,
-            options.style,
-            Budget::default(),
-            &count,
-        )?;
+        let (prompt, kept) = build_prompt(&movie.overview, &mixed, options.style, BUDGET, &count)?;
         let mut ids = generator.encode(&prompt)?;
         // The answer as the model writes it: the tagline, then the end of its turn.
         let answer_ids = generator.encode(&format!("{tagline}{END_OF_TURN}"))?;

@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::generate::chat::{assistant_reply, open_turn, turn};
+use crate::task::prompt::first_words;
 
 pub const SYSTEM_PROMPT: &str = "You answer questions about movies from the passage given. \
 Reply with the answer only: a name, a title, a year or a few words.";
@@ -36,7 +37,7 @@ pub fn build_prompt(
             used += tokens;
             kept.push(passage.clone());
         } else if kept.is_empty() {
-            kept.push(cut(passage, max_context_tokens, count));
+            kept.push(first_words(passage, max_context_tokens, "", count));
             break;
         } else {
             break;
@@ -54,21 +55,6 @@ pub fn build_prompt(
         assistant_reply()
     );
     Ok((prompt, kept.len()))
-}
-
-/// The longest run of `text`'s first words within `max_tokens`.
-fn cut(text: &str, max_tokens: usize, count: &dyn Fn(&str) -> usize) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let (mut low, mut high) = (0, words.len());
-    while low < high {
-        let mid = (low + high).div_ceil(2);
-        if count(&words[..mid].join(" ")) <= max_tokens {
-            low = mid;
-        } else {
-            high = mid - 1;
-        }
-    }
-    words[..low].join(" ")
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 pub use profiles::{example_profiles, ExampleProfile, ResolvedProfile, EXAMPLE_PROFILES};
-pub use prompt::{build_prompt, prompt_prefix, Budget, NoteMovie, SYSTEM_PROMPT};
+pub use prompt::{build_prompt, prompt_prefix, NoteMovie, BUDGET, SYSTEM_PROMPT};
 
 use super::{Phase, Run, StopRule, Task};
 use crate::catalogue::Movie;
@@ -306,7 +306,7 @@ pub fn start(
         })
         .collect();
     let count = |text: &str| generator.count_tokens(text).unwrap_or(usize::MAX);
-    let (text, kept) = build_prompt(&liked, &movies, Budget::default(), &count)?;
+    let (text, kept) = build_prompt(&liked, &movies, BUDGET, &count)?;
     let tokens = generator.encode(&text)?;
     on_phase(Phase::PromptBuilt {
         prompt_tokens: tokens.len(),

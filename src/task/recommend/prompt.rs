@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::generate::chat::{assistant_reply, open_turn, turn};
-use crate::task::tagline::prompt::shorten;
+use crate::task::prompt::{shorten, Budget};
 
 pub const SYSTEM_PROMPT: &str = "You recommend movies. Given the movies someone liked and the \
 movies recommended to them, write one short, friendly paragraph on why they might enjoy the \
@@ -27,22 +27,12 @@ pub struct NoteMovie {
     pub because: Vec<String>,
 }
 
-/// Token limits of the note's prompt. Prefill is most of the wait before the first word in
+/// The note prompt's token limits. Prefill is most of the wait before the first word in
 /// the browser, so overviews are cut short: the model needs the gist, not the plot.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Budget {
-    pub max_prompt_tokens: usize,
-    pub max_overview_tokens: usize,
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Self {
-            max_prompt_tokens: 512,
-            max_overview_tokens: 32,
-        }
-    }
-}
+pub const BUDGET: Budget = Budget {
+    max_prompt_tokens: 512,
+    max_overview_tokens: 32,
+};
 
 /// The chat prompt for `liked` (titles) and `movies`; recommendations that do not fit the
 /// budget are dropped from the end (the lowest ranked). `count` counts tokens. Returns the
@@ -128,7 +118,7 @@ mod tests {
     fn the_prompt_names_liked_and_recommended_movies_and_starts_with_the_prefix() {
         let liked = vec!["Toy Story (1995)".to_string()];
         let movies = [movie("Aladdin (1992)", "A street urchin finds a lamp.")];
-        let (text, kept) = build_prompt(&liked, &movies, Budget::default(), &words).unwrap();
+        let (text, kept) = build_prompt(&liked, &movies, BUDGET, &words).unwrap();
         assert_eq!(kept, 1);
         assert!(text.starts_with(&prompt_prefix()), "{text}");
         assert!(text.contains("Movies I liked: Toy Story (1995)."), "{text}");
@@ -162,6 +152,6 @@ mod tests {
             build_prompt(&liked, &movies, tiny, &words),
             Err(Error::PromptTooLong { .. })
         ));
-        assert!(build_prompt(&liked, &[], Budget::default(), &words).is_err());
+        assert!(build_prompt(&liked, &[], BUDGET, &words).is_err());
     }
 }

@@ -2,14 +2,14 @@
 //! tagline written with theirs as examples, out.
 
 mod examples;
-pub(super) mod prompt;
+mod prompt;
 
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
 pub use examples::{retrieved_examples, select_examples, Example, ExampleSource, Examples};
-pub use prompt::{build_prompt, prompt_prefix, Budget, PromptStyle, SYSTEM_PROMPT};
+pub use prompt::{build_prompt, prompt_prefix, PromptStyle, BUDGET, SYSTEM_PROMPT};
 
 use super::{Phase, Run, StopRule, Task};
 use crate::error::{Error, Result};
@@ -286,13 +286,7 @@ pub fn start<'r>(
         });
     };
     let count = |text: &str| generator.count_tokens(text).unwrap_or(usize::MAX);
-    let (text, kept) = build_prompt(
-        &request.idea,
-        &examples,
-        request.style,
-        Budget::default(),
-        &count,
-    )?;
+    let (text, kept) = build_prompt(&request.idea, &examples, request.style, BUDGET, &count)?;
     let tokens = generator.encode(&text)?;
     on_phase(Phase::PromptBuilt {
         prompt_tokens: tokens.len(),

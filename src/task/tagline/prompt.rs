@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::examples::Example;
 use crate::error::{Error, Result};
 use crate::generate::chat::{assistant_reply, open_turn, turn};
+use crate::task::prompt::{shorten, Budget};
 
 pub const SYSTEM_PROMPT: &str =
     "You write movie taglines. Given a movie's overview, reply with one short, catchy tagline.";
@@ -25,46 +26,16 @@ pub enum PromptStyle {
     Exchanges,
 }
 
-/// Token limits of a prompt.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Budget {
-    /// The whole prompt, examples included.
-    pub max_prompt_tokens: usize,
-    /// Each example's overview is cut to this many tokens.
-    pub max_overview_tokens: usize,
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Self {
-            max_prompt_tokens: 768,
-            max_overview_tokens: 96,
-        }
-    }
-}
+/// The tagline prompt's token limits.
+pub const BUDGET: Budget = Budget {
+    max_prompt_tokens: 768,
+    max_overview_tokens: 96,
+};
 
 /// How every prompt begins, whatever the idea, examples or style: the system turn and the
 /// opening of the user turn. [`crate::generate::Generator::prime`] runs it ahead of time.
 pub fn prompt_prefix() -> String {
     format!("{}{}", turn("system", SYSTEM_PROMPT), open_turn("user"))
-}
-
-/// `text` cut to at most `max_tokens` tokens (by `count`), at a word boundary, with "…".
-pub(crate) fn shorten(text: &str, max_tokens: usize, count: &dyn Fn(&str) -> usize) -> String {
-    if count(text) <= max_tokens {
-        return text.to_string();
-    }
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let (mut low, mut high) = (0, words.len());
-    while low < high {
-        let mid = (low + high).div_ceil(2);
-        if count(&format!("{}…", words[..mid].join(" "))) <= max_tokens {
-            low = mid;
-        } else {
-            high = mid - 1;
-        }
-    }
-    format!("{}…", words[..low].join(" "))
 }
 
 /// The chat prompt (SmolLM2's template): a system line, the examples in `style`, then the
@@ -205,14 +176,9 @@ mod tests {
             index: None,
             similarity: Some(0.5),
         }];
-        let (prompt, kept) = build_prompt(
-            "a giant squid",
-            &ex,
-            PromptStyle::Exchanges,
-            Budget::default(),
-            &words,
-        )
-        .expect("fits");
+        let (prompt, kept) =
+            build_prompt("a giant squid", &ex, PromptStyle::Exchanges, BUDGET, &words)
+                .expect("fits");
         assert_eq!(kept, 1);
         assert!(prompt.starts_with("<|im_start|>system\n"));
         assert!(prompt.contains("Overview: A shark attacks a beach town.<|im_end|>\n<|im_start|>assistant\nDon't go in the water.<|im_end|>"));
@@ -251,12 +217,11 @@ mod tests {
     fn empty_and_oversized_ideas_are_errors() {
         for style in [PromptStyle::Exchanges, PromptStyle::TaglineList] {
             assert!(matches!(
-                build_prompt(" ", &[], style, Budget::default(), &words),
+                build_prompt(" ", &[], style, BUDGET, &words),
                 Err(Error::EmptyQuery)
             ));
             let huge = "word ".repeat(2000);
-            let err =
-                build_prompt(&huge, &[], style, Budget::default(), &words).expect_err("too long");
+            let err = build_prompt(&huge, &[], style, BUDGET, &words).expect_err("too long");
             assert!(matches!(err, Error::PromptTooLong { .. }));
         }
     }
@@ -272,8 +237,7 @@ mod tests {
         for style in [PromptStyle::Exchanges, PromptStyle::TaglineList] {
             for examples in [&ex[..], &[]] {
                 let (prompt, _) =
-                    build_prompt("a squid", examples, style, Budget::default(), &words)
-                        .expect("fits");
+                    build_prompt("a squid", examples, style, BUDGET, &words).expect("fits");
                 assert!(prompt.starts_with(&prompt_prefix()), "{prompt}");
             }
         }
@@ -300,7 +264,7 @@ mod tests {
             "a giant squid",
             &ex,
             PromptStyle::TaglineList,
-            Budget::default(),
+            BUDGET,
             &words,
         )
         .expect("fits");
