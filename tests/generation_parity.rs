@@ -224,8 +224,7 @@ fn logits_do_not_depend_on_how_the_prompt_is_split() {
 
     let bytes = common::asset("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
     let mut tensors = GgufTensors::read(&bytes).expect("reads");
-    let metadata = tensors.metadata().clone();
-    let mut model = Llama::new(&mut tensors, &metadata).expect("loads");
+    let mut model = Llama::new(&mut tensors).expect("loads");
     let prompt = generator()
         .encode(
             "<|im_start|>user\nA lighthouse keeper finds a map.<|im_end|>\n<|im_start|>assistant\n",

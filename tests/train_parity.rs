@@ -16,9 +16,8 @@ fn the_trainable_llama_computes_what_the_inference_llama_computes() {
     let bytes = common::asset("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
     let trainable = TrainableLlama::from_gguf(&bytes, &LoraConfig::default()).expect("loads");
     let mut gguf = GgufTensors::read(&bytes).expect("reads");
-    let metadata = gguf.metadata().clone();
-    let tokenizer = marquee::generate::tokenizer_from_gguf(&metadata).expect("tokenizer");
-    let mut inference = Llama::new(&mut gguf, &metadata).expect("loads");
+    let tokenizer = marquee::generate::tokenizer_from_gguf(gguf.metadata()).expect("tokenizer");
+    let mut inference = Llama::new(&mut gguf).expect("loads");
     let prompt = "<|im_start|>user\nWrite a tagline for a film about a lighthouse keeper.<|im_end|>\n<|im_start|>assistant\n";
     let ids = tokenizer
         .encode(prompt, false)
@@ -95,8 +94,7 @@ fn an_adapter_file_adapts_the_inference_llama_as_it_adapts_the_trainable_one() {
     let adapter = Adapter::read(&adapter_bytes).expect("reads");
     let load = || {
         let mut gguf = GgufTensors::read(&bytes).expect("reads");
-        let metadata = gguf.metadata().clone();
-        Llama::new(&mut gguf, &metadata).expect("loads")
+        Llama::new(&mut gguf).expect("loads")
     };
     let tokenizer = {
         let gguf = GgufTensors::read(&bytes).expect("reads");

@@ -92,16 +92,12 @@ async function load() {
     const next = new Session(new Uint8Array(await manifestResponse.arrayBuffer()));
     const all = next.parts();
     const parts = all.filter((part) => !part.on_demand);
-    const stats = { downloaded: 0, cached: 0, warnings: [], uncached: [] };
+    const stats = newStats();
     const progress = new Progress(parts);
     const cache = await openCache(stats.warnings);
     partsCache = cache;
     onDemand = all.filter((part) => part.on_demand);
-    // Download in parallel; each part is verified as it arrives.
-    // The first part that fails stops the others' downloads (and their progress).
-    const abort = new AbortController();
-    await Promise.all(parts.map((part) => loadPart(next, part, cache, progress, stats, abort.signal)
-      .catch((error) => { abort.abort(); throw error; })));
+    await loadParts(next, parts, cache, progress, stats);
     if (stats.uncached.length > 0) {
       stats.warnings.push(`Browser storage is full or unavailable, so ${stats.uncached.join(', ')} ` +
         `${stats.uncached.length === 1 ? 'was' : 'were'} not cached: the page works, ` +
@@ -154,6 +150,18 @@ async function forgetOtherParts(cache, parts) {
   }
 }
 
+// What a load counts: bytes downloaded and taken from the cache, warnings for the page, and
+// the parts the browser would not store.
+const newStats = () => ({ downloaded: 0, cached: 0, warnings: [], uncached: [] });
+
+// Adds `parts` to `target`, downloading in parallel; each part is verified as it arrives.
+// The first part that fails stops the others' downloads (and their progress).
+function loadParts(target, parts, cache, progress, stats) {
+  const abort = new AbortController();
+  return Promise.all(parts.map((part) => loadPart(target, part, cache, progress, stats, abort.signal)
+    .catch((error) => { abort.abort(); throw error; })));
+}
+
 // One part at a time per hash across this site's tabs and workers: a tab that loads while
 // another downloads the same part waits, then reads the other's verified copy.
 function oneAtATime(part, signal, work) {
@@ -171,11 +179,11 @@ async function loadPartNow(target, part, cache, progress, stats, signal) {
   const key = partKey(part);
   const hit = cache ? await cache.match(key) : undefined;
   if (hit) {
-    const bytes = new Uint8Array(await hit.arrayBuffer());
     try {
-      target.addPart(part.name, bytes);
-      stats.cached += bytes.length;
-      progress.update(part, bytes.length, bytes.length, true);
+      const pieces = await readCached(hit, part);
+      if (!target.addPart(part.name, pieces)) free(pieces);
+      stats.cached += part.bytes;
+      progress.update(part, part.bytes, part.bytes, true);
       return;
     } catch (error) {
       // Truncated or corrupted in storage: drop it and fetch a fresh copy.
@@ -183,21 +191,87 @@ async function loadPartNow(target, part, cache, progress, stats, signal) {
       await cache.delete(key);
     }
   }
-  const bytes = await download(part, progress, signal);
-  target.addPart(part.name, bytes);
-  stats.downloaded += bytes.length;
-  if (cache) {
-    try {
-      await cache.put(key, new Response(bytes, {
-        headers: { 'content-type': 'application/octet-stream' },
-      }));
-    } catch (error) {
-      stats.uncached.push(part.file);
-      if (error?.name !== 'QuotaExceededError') {
-        console.warn(`worker: could not cache ${part.file}:`, error);
-      }
+  const pieces = await download(part, progress, signal);
+  const kept = target.addPart(part.name, pieces);
+  stats.downloaded += part.bytes;
+  if (cache) await putInCache(cache, key, part, pieces, stats);
+  if (!kept) free(pieces);
+}
+
+// Stores a verified part; a browser that will not store it (quota) is noted, not an error.
+async function putInCache(cache, key, part, pieces, stats) {
+  try {
+    await cache.put(key, new Response(streamOf(pieces), {
+      headers: { 'content-type': 'application/octet-stream' },
+    }));
+  } catch (error) {
+    stats.uncached.push(part.file);
+    if (error?.name !== 'QuotaExceededError') {
+      console.warn(`worker: could not cache ${part.file}:`, error);
     }
   }
+}
+
+// Frees the pieces of a part the session copied (`addPart` said it does not keep them) now,
+// rather than at the next garbage collection (`ArrayBuffer.prototype.transfer`, where the
+// browser has it).
+function free(pieces) {
+  for (const piece of pieces) piece.buffer.transfer?.(0);
+}
+
+// A part's bytes are kept in pieces of at most this size, each with its own buffer: the
+// session lets each go as soon as what it holds has been read (web/src/js_bytes.rs), so the
+// generator's file is never whole in memory beside the whole model.
+const PIECE_BYTES = 4 << 20;
+
+// Empty pieces for a part of `bytes` bytes.
+function newPieces(bytes) {
+  const pieces = [];
+  for (let at = 0; at < bytes || pieces.length === 0; at += PIECE_BYTES) {
+    pieces.push(new Uint8Array(Math.min(PIECE_BYTES, bytes - at)));
+  }
+  return pieces;
+}
+
+// Copies `chunk` into `pieces` from byte `at` of the part on.
+function writeAt(pieces, at, chunk) {
+  let done = 0;
+  while (done < chunk.length) {
+    const piece = pieces[Math.floor((at + done) / PIECE_BYTES)];
+    const offset = (at + done) % PIECE_BYTES;
+    const n = Math.min(piece.length - offset, chunk.length - done);
+    piece.set(chunk.subarray(done, done + n), offset);
+    done += n;
+  }
+}
+
+// The pieces as a stream, for the Cache API: it copies each into storage as it goes, where a
+// Blob or one buffer would first copy the whole part (92 MB for the generator) in this
+// process, beside the pieces.
+function streamOf(pieces) {
+  let next = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (next < pieces.length) controller.enqueue(pieces[next++]);
+      else controller.close();
+    },
+  });
+}
+
+// A cached copy of `part`, in pieces; an error if it is not the manifest's size.
+async function readCached(hit, part) {
+  const pieces = newPieces(part.bytes);
+  const reader = hit.body.getReader();
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (received + value.length > part.bytes) throw new Error(`it is larger than ${part.bytes} bytes`);
+    writeAt(pieces, received, value);
+    received += value.length;
+  }
+  if (received !== part.bytes) throw new Error(`it has ${received} of ${part.bytes} bytes`);
+  return pieces;
 }
 
 // A failure worth another try: the connection dropped, the server was busy or failed.
@@ -209,11 +283,11 @@ class Retryable extends Error {}
 async function download(part, progress, signal) {
   const url = new URL(`${part.file}?sha256=${part.sha256}`, BUNDLE);
   // `received` counts the bytes in hand across attempts, so a retry resumes after them.
-  const state = { bytes: new Uint8Array(part.bytes), received: 0 };
+  const state = { pieces: newPieces(part.bytes), received: 0 };
   for (let attempt = 1; ; attempt++) {
     try {
       await fetchInto(url, part, state, progress, signal);
-      if (state.received === part.bytes) return state.bytes;
+      if (state.received === part.bytes) return state.pieces;
       throw new Retryable(`the download ended after ${state.received} of ${part.bytes} bytes`);
     } catch (error) {
       if (signal.aborted) throw error; // another part failed: the load is over
@@ -231,7 +305,7 @@ async function download(part, progress, signal) {
   }
 }
 
-// One attempt: fetches the bytes after `state.received` into `state.bytes`, counting them in
+// One attempt: fetches the bytes after `state.received` into `state.pieces`, counting them in
 // `state.received` as they arrive.
 async function fetchInto(url, part, state, progress, signal) {
   const from = state.received;
@@ -264,10 +338,10 @@ async function fetchInto(url, part, state, progress, signal) {
       throw new Retryable(describe(error)); // the connection dropped mid-file
     }
     if (chunk.done) break;
-    if (state.received + chunk.value.length > state.bytes.length) {
+    if (state.received + chunk.value.length > part.bytes) {
       throw new Error(`the file is larger than the manifest's ${part.bytes} bytes`);
     }
-    state.bytes.set(chunk.value, state.received);
+    writeAt(state.pieces, state.received, chunk.value);
     state.received += chunk.value.length;
     progress.update(part, state.received, part.bytes, false);
   }
@@ -337,27 +411,14 @@ async function runQuery(request) {
 
 // Fetches (or takes from the cache) the recs part and opens it: `recs_ready`, or an error
 // with the request's id, which the Recommend tab shows with a retry.
-async function loadRecs(id) {
-  const started = performance.now();
-  try {
-    if (!session) throw new Error('the models are still loading');
-    const [part] = partsFor('recommend');
-    if (!part) throw new Error('this bundle has none (it was built with --no-recs)');
-    const stats = { downloaded: 0, cached: 0, warnings: [], uncached: [] };
-    const progress = new Progress([part]);
-    await loadPart(session, part, partsCache, progress, stats, new AbortController().signal);
-    const opened = session.openRecs();
-    post(protocol.recs_ready({
-      movies: opened.movies,
-      profiles: opened.profiles,
-      source: opened.source,
-      load_ms: performance.now() - started,
-      downloaded_bytes: stats.downloaded,
-      cached_bytes: stats.cached,
-    }));
-  } catch (error) {
-    post(protocol.error({ id, message: `Recommendations: ${describe(error)}`, fatal: false }));
-  }
+function loadRecs(id) {
+  return loadView(id, 'recommend', 'Recommendations', 'this bundle has none (it was built with --no-recs)',
+    (loaded) => {
+      const opened = session.openRecs();
+      return protocol.recs_ready({
+        movies: opened.movies, profiles: opened.profiles, source: opened.source, ...loaded,
+      });
+    });
 }
 
 async function runRecommend(request) {
@@ -383,30 +444,32 @@ async function runRecommend(request) {
   }
 }
 
-// Fetches (or takes from the cache) the Ask tab's parts, in parallel with progress, and
-// opens them: `ask_ready`, or an error with the request's id, which the Ask tab shows with
-// a retry.
-async function loadAsk(id) {
+function loadAsk(id) {
+  return loadView(id, 'ask', 'Ask', 'this bundle has no passages (it was built with --no-passages)',
+    (loaded) => {
+      const opened = session.openAsk();
+      return protocol.ask_ready({ documents: opened.documents, passages: opened.passages, ...loaded });
+    });
+}
+
+// Fetches (or takes from the cache) a view's on-demand parts, in parallel with progress,
+// and opens them: `open(loaded)` returns the view's ready message, given the load's time and
+// bytes. An error carries the request's id, which the view shows with a retry.
+async function loadView(id, view, label, missing, open) {
   const started = performance.now();
   try {
     if (!session) throw new Error('the models are still loading');
-    const parts = partsFor('ask');
-    if (parts.length === 0) throw new Error('this bundle has no passages (it was built with --no-passages)');
-    const stats = { downloaded: 0, cached: 0, warnings: [], uncached: [] };
-    const progress = new Progress(parts);
-    const abort = new AbortController();
-    await Promise.all(parts.map((part) => loadPart(session, part, partsCache, progress, stats, abort.signal)
-      .catch((error) => { abort.abort(); throw error; })));
-    const opened = session.openAsk();
-    post(protocol.ask_ready({
-      documents: opened.documents,
-      passages: opened.passages,
+    const parts = partsFor(view);
+    if (parts.length === 0) throw new Error(missing);
+    const stats = newStats();
+    await loadParts(session, parts, partsCache, new Progress(parts), stats);
+    post(open({
       load_ms: performance.now() - started,
       downloaded_bytes: stats.downloaded,
       cached_bytes: stats.cached,
     }));
   } catch (error) {
-    post(protocol.error({ id, message: `Ask: ${describe(error)}`, fatal: false }));
+    post(protocol.error({ id, message: `${label}: ${describe(error)}`, fatal: false }));
   }
 }
 

@@ -183,12 +183,12 @@ impl Generator {
 
     /// [`Generator::from_llama_gguf`] from a GGUF file read piece by piece (the page keeps
     /// the file's bytes outside the wasm heap, see `web/src/js_bytes.rs`).
-    pub fn from_llama_reader(reader: impl std::io::Read + std::io::Seek) -> Result<Self> {
+    pub fn from_llama_reader(reader: impl crate::weights::TensorSource) -> Result<Self> {
         Self::from_llama_tensors(GgufTensors::from_reader(reader)?)
     }
 
     fn from_llama_tensors(mut tensors: GgufTensors) -> Result<Self> {
-        let metadata = tensors.metadata().clone();
+        let metadata = tensors.metadata();
         let arch = match metadata.get("general.architecture") {
             Some(v) => v.to_string()?.clone(),
             None => String::new(),
@@ -198,7 +198,7 @@ impl Generator {
                 "GGUF architecture is {arch:?}; this generator runs \"llama\" models (SmolLM2)"
             )));
         }
-        let tokenizer = tokenizer_from_gguf(&metadata)?;
+        let tokenizer = tokenizer_from_gguf(metadata)?;
         let mut end_tokens = Vec::new();
         if let Some(v) = metadata.get("tokenizer.ggml.eos_token_id") {
             end_tokens.push(v.to_u32()?);
@@ -211,7 +211,7 @@ impl Generator {
                 }
             }
         }
-        let model = Llama::new(&mut tensors, &metadata)?;
+        let model = Llama::new(&mut tensors)?;
         let context_length = model.config().context_length;
         Ok(Self::new(
             Box::new(model),

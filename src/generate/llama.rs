@@ -143,7 +143,7 @@ struct Linear {
 
 impl Linear {
     fn new(weights: &mut GgufTensors, name: String) -> Result<Self> {
-        let w = qmatmul(weights.take(&format!("{name}.weight"))?)?;
+        let w = weights.matmul(&format!("{name}.weight"))?;
         Ok(Self {
             name,
             w,
@@ -262,11 +262,13 @@ pub struct Llama {
 
 impl Llama {
     /// From a GGUF's tensors, read and converted one at a time, and its metadata.
-    pub fn new(weights: &mut GgufTensors, metadata: &HashMap<String, Value>) -> Result<Self> {
-        let config = LlamaConfig::from_metadata(metadata)?;
-        // Each matrix is read and converted on its own, so candle's copy of the blocks lives
-        // only until converted: the peak is the file plus our layout, not all weights twice.
-        let matrix = |w: &mut GgufTensors, name: &str| qmatmul(w.take(name)?);
+    pub fn new(weights: &mut GgufTensors) -> Result<Self> {
+        let config = LlamaConfig::from_metadata(weights.metadata())?;
+        // Each matrix goes from the file straight into our layout (`GgufTensors::matmul`):
+        // loading holds the file and the model, never a third copy of a tensor. The token
+        // embedding comes first, as in llama.cpp's files, so a source that lets go of what
+        // was read (the page's) frees its 30 MB before the layers are built.
+        let embedding = weights.matmul("token_embd.weight")?;
         let layers = (0..config.block_count)
             .map(|i| {
                 let p = |name: &str| format!("blk.{i}.{name}.weight");
@@ -292,10 +294,10 @@ impl Llama {
             .collect::<Result<Vec<_>>>()?;
         let output = weights
             .contains("output.weight")
-            .then(|| matrix(weights, "output.weight"))
+            .then(|| weights.matmul("output.weight"))
             .transpose()?;
         Ok(Self {
-            embedding: matrix(weights, "token_embd.weight")?,
+            embedding,
             output,
             layers,
             norm: weights.f32("output_norm.weight")?,

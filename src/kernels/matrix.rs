@@ -21,6 +21,57 @@ pub(crate) trait BlockRows: Send + Sync {
     fn dequantize_row(&self, j: usize, out: &mut [f32]);
 }
 
+/// A layout built from GGUF blocks one at a time, so a matrix can be converted as its
+/// bytes are read instead of from a whole copy of them.
+pub(crate) trait FromGgmlBlocks: Sized {
+    /// A matrix of `columns`-wide rows with room for `blocks` blocks of `dtype`; `None` when
+    /// this layout does not hold `dtype` or `columns` is not a whole number of blocks.
+    fn empty(dtype: GgmlDType, blocks: usize, columns: usize) -> Option<Self>;
+    /// The size of one GGUF block of its dtype.
+    fn block_bytes(&self) -> usize;
+    /// Appends one block (`block_bytes()` bytes, as GGUF stores it).
+    fn push_block(&mut self, block: &[u8]);
+
+    /// From a tensor's GGUF block bytes.
+    fn from_ggml(dtype: GgmlDType, data: &[u8], columns: usize) -> Option<Self> {
+        // An empty matrix allocates nothing; it only says how long a block is.
+        let block_bytes = Self::empty(dtype, 0, columns)?.block_bytes();
+        if !data.len().is_multiple_of(block_bytes) {
+            return None;
+        }
+        let mut matrix = Self::empty(dtype, data.len() / block_bytes, columns)?;
+        data.chunks_exact(block_bytes)
+            .for_each(|block| matrix.push_block(block));
+        Some(matrix)
+    }
+
+    /// `blocks` blocks read from `reader` a piece at a time (a few hundred kB), so only the
+    /// converted matrix is ever whole in memory.
+    fn read(
+        dtype: GgmlDType,
+        blocks: usize,
+        columns: usize,
+        reader: &mut impl std::io::Read,
+    ) -> std::io::Result<Option<Self>> {
+        const PIECE_BLOCKS: usize = 8192;
+        let Some(mut matrix) = Self::empty(dtype, blocks, columns) else {
+            return Ok(None);
+        };
+        let block_bytes = matrix.block_bytes();
+        let mut piece = vec![0u8; block_bytes * blocks.min(PIECE_BLOCKS)];
+        let mut left = blocks;
+        while left > 0 {
+            let bytes = &mut piece[..block_bytes * left.min(PIECE_BLOCKS)];
+            reader.read_exact(bytes)?;
+            bytes
+                .chunks_exact(block_bytes)
+                .for_each(|block| matrix.push_block(block));
+            left -= bytes.len() / block_bytes;
+        }
+        Ok(Some(matrix))
+    }
+}
+
 /// A [`BlockRows`] as a candle op: `x.apply_op1_no_bwd(&relaid)` is `x @ Wᵀ`. Our own op
 /// rather than a `QTensor` storage: candle's quantized matmul may repack a q8_0 or q4_0
 /// tensor's bytes for its own kernels (AVX-512 VNNI, Arm dot-product), reading them as

@@ -6,8 +6,8 @@
 //! [`qmatmul`] turns a q4_0, Q4_1 or q8_0 matrix, as read from a GGUF file, into a
 //! [`Matmul`] over one of our layouts ([`q4::Q4Matrix`], [`q8::Q8Matrix`]: the same weights,
 //! f32 scales), run by our own candle op ([`matrix::Relaid`]); any other dtype keeps
-//! candle's `QMatMul`. The llama loader takes each tensor out of its `Weights` before
-//! converting it, so SmolLM2 never holds both layouts of all its matrices. Each dot product
+//! candle's `QMatMul`. The llama loader reads each matrix from the file straight into our
+//! layout ([`read_qmatmul`]), so SmolLM2 never holds a second copy of any of them. Each dot product
 //! is one generic function per instruction set, over a tile of weight rows × activation
 //! rows: AVX2 natively, simd128 in wasm, and a scalar one that defines the result and runs
 //! elsewhere.
@@ -164,7 +164,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Tensor};
 
 use crate::error::Result;
-use matrix::{BlockRows, Relaid};
+use matrix::{BlockRows, FromGgmlBlocks, Relaid};
 use q4::Q4Matrix;
 use q8::Q8Matrix;
 
@@ -195,15 +195,36 @@ pub fn qmatmul(weights: Arc<QTensor>) -> Result<Matmul> {
             Q4Matrix::from_ggml(dtype, &weights.data()?, columns)
                 .map(|m| Kind::Q4(Arc::new(Relaid(m))))
         }
-        GgmlDType::Q8_0 => {
-            Q8Matrix::from_ggml(&weights.data()?, columns).map(|m| Kind::Q8(Arc::new(Relaid(m))))
-        }
+        dtype @ GgmlDType::Q8_0 => Q8Matrix::from_ggml(dtype, &weights.data()?, columns)
+            .map(|m| Kind::Q8(Arc::new(Relaid(m)))),
         _ => None,
     };
     match kind {
         Some(kind) => Ok(Matmul(kind)),
         None => Ok(Matmul(Kind::Candle(QMatMul::from_arc(weights)?))),
     }
+}
+
+/// A q4_0, Q4_1 or q8_0 matrix of `dims` (rows, columns) read from `reader` straight into
+/// our layout, a piece at a time, so neither the file's bytes nor candle's copy of its
+/// blocks is ever held whole beside ours (the token embedding alone is 30 MB); `None` for
+/// any other dtype or shape, which [`qmatmul`] takes through candle.
+pub fn read_qmatmul(
+    dtype: GgmlDType,
+    dims: &[usize],
+    reader: &mut impl std::io::Read,
+) -> std::io::Result<Option<Matmul>> {
+    let &[rows, columns] = dims else {
+        return Ok(None);
+    };
+    let blocks = rows * columns / BLOCK;
+    Ok(match dtype {
+        GgmlDType::Q4_0 | GgmlDType::Q4_1 => Q4Matrix::read(dtype, blocks, columns, reader)?
+            .map(|m| Matmul(Kind::Q4(Arc::new(Relaid(m))))),
+        GgmlDType::Q8_0 => Q8Matrix::read(dtype, blocks, columns, reader)?
+            .map(|m| Matmul(Kind::Q8(Arc::new(Relaid(m))))),
+        _ => None,
+    })
 }
 
 impl Matmul {

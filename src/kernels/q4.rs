@@ -6,7 +6,7 @@ use candle_core::quantized::GgmlDType;
 use half::f16;
 
 use super::activations::ActRow;
-use super::matrix::BlockRows;
+use super::matrix::{BlockRows, FromGgmlBlocks};
 use super::{backend, BLOCK};
 
 /// One weight row's blocks, as the kernels read them.
@@ -28,38 +28,48 @@ pub(crate) struct Q4Matrix {
     row_blocks: usize,
 }
 
-impl Q4Matrix {
-    /// From GGUF block bytes: q4_0 blocks are `f16 d, 16 bytes`; Q4_1 blocks `f16 d, f16 m,
-    /// 16 bytes`. `None` for any other dtype.
-    pub fn from_ggml(dtype: GgmlDType, data: &[u8], columns: usize) -> Option<Self> {
-        let header = match dtype {
-            GgmlDType::Q4_0 => 2,
-            GgmlDType::Q4_1 => 4,
+impl FromGgmlBlocks for Q4Matrix {
+    /// q4_0 blocks are `f16 d, 16 bytes`; Q4_1 blocks `f16 d, f16 m, 16 bytes`.
+    fn empty(dtype: GgmlDType, blocks: usize, columns: usize) -> Option<Self> {
+        let with_mins = match dtype {
+            GgmlDType::Q4_0 => false,
+            GgmlDType::Q4_1 => true,
             _ => return None,
         };
-        let block_bytes = header + 16;
-        if !columns.is_multiple_of(BLOCK) || !data.len().is_multiple_of(block_bytes) {
-            return None;
-        }
-        let blocks = data.len() / block_bytes;
-        let mut matrix = Self {
+        columns.is_multiple_of(BLOCK).then(|| Self {
             dtype,
             nibbles: Vec::with_capacity(blocks),
             scales: Vec::with_capacity(blocks),
-            mins: Vec::with_capacity(if header == 4 { blocks } else { 0 }),
+            mins: Vec::with_capacity(if with_mins { blocks } else { 0 }),
             row_blocks: columns / BLOCK,
-        };
+        })
+    }
+
+    fn block_bytes(&self) -> usize {
+        self.header_bytes() + 16
+    }
+
+    fn push_block(&mut self, block: &[u8]) {
         let half = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]).to_f32();
-        for block in data.chunks_exact(block_bytes) {
-            matrix.scales.push(half(&block[0..2]));
-            if header == 4 {
-                matrix.mins.push(half(&block[2..4]));
-            }
-            let mut nibbles = [0u8; 16];
-            nibbles.copy_from_slice(&block[header..]);
-            matrix.nibbles.push(nibbles);
+        self.scales.push(half(&block[0..2]));
+        let header = self.header_bytes();
+        if header == 4 {
+            self.mins.push(half(&block[2..4]));
         }
-        Some(matrix)
+        let mut nibbles = [0u8; 16];
+        nibbles.copy_from_slice(&block[header..header + 16]);
+        self.nibbles.push(nibbles);
+    }
+}
+
+impl Q4Matrix {
+    /// The bytes before a block's nibbles: its scale, and for Q4_1 its minimum.
+    fn header_bytes(&self) -> usize {
+        if self.dtype == GgmlDType::Q4_1 {
+            4
+        } else {
+            2
+        }
     }
 
     #[cfg(test)]

@@ -6,7 +6,7 @@ use candle_core::quantized::GgmlDType;
 use half::f16;
 
 use super::activations::ActRow;
-use super::matrix::BlockRows;
+use super::matrix::{BlockRows, FromGgmlBlocks};
 use super::{backend, BLOCK};
 
 /// One block: its scale beside its bytes, so a row is one stream through memory (the
@@ -65,31 +65,32 @@ pub(crate) struct Q8Matrix {
     row_blocks: usize,
 }
 
-impl Q8Matrix {
-    /// From GGUF q8_0 block bytes (`f16 d, 32 × i8`); `None` if they do not fit `columns`.
-    pub fn from_ggml(data: &[u8], columns: usize) -> Option<Self> {
-        const BLOCK_BYTES: usize = 2 + BLOCK;
-        if !columns.is_multiple_of(BLOCK) || !data.len().is_multiple_of(BLOCK_BYTES) {
-            return None;
-        }
-        let blocks = data.len() / BLOCK_BYTES;
-        let mut matrix = Self {
+impl FromGgmlBlocks for Q8Matrix {
+    /// q8_0 blocks are `f16 d, 32 × i8`.
+    fn empty(dtype: GgmlDType, blocks: usize, columns: usize) -> Option<Self> {
+        (dtype == GgmlDType::Q8_0 && columns.is_multiple_of(BLOCK)).then(|| Self {
             blocks: Vec::with_capacity(blocks),
             row_blocks: columns / BLOCK,
-        };
-        for block in data.chunks_exact(BLOCK_BYTES) {
-            let mut qs = [0i8; BLOCK];
-            for (q, &byte) in qs.iter_mut().zip(&block[2..]) {
-                *q = byte as i8;
-            }
-            matrix.blocks.push(Q8Block {
-                scale: f16::from_le_bytes([block[0], block[1]]).to_f32(),
-                qs,
-            });
-        }
-        Some(matrix)
+        })
     }
 
+    fn block_bytes(&self) -> usize {
+        2 + BLOCK
+    }
+
+    fn push_block(&mut self, block: &[u8]) {
+        let mut qs = [0i8; BLOCK];
+        for (q, &byte) in qs.iter_mut().zip(&block[2..2 + BLOCK]) {
+            *q = byte as i8;
+        }
+        self.blocks.push(Q8Block {
+            scale: f16::from_le_bytes([block[0], block[1]]).to_f32(),
+            qs,
+        });
+    }
+}
+
+impl Q8Matrix {
     #[cfg(test)]
     pub fn test_row(&self, j: usize) -> Q8WeightRow<'_> {
         self.row(j)

@@ -7,6 +7,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 
 use super::activations::{ActRow, Q8Rows};
+use super::matrix::FromGgmlBlocks;
 use super::q4::Q4Matrix;
 use super::q8::Q8Matrix;
 use super::{compiled_simd, dot_scalar, qmatmul, Matmul};
@@ -132,7 +133,8 @@ fn simd_q8_kernel_is_bit_identical_to_the_scalar_definition() {
     );
     let rows: [ActRow; 4] = std::array::from_fn(|r| x.row(r));
     let weights = quantized(&random((8, 256), 4), GgmlDType::Q8_0);
-    let matrix = Q8Matrix::from_ggml(&weights.data().expect("bytes"), 256).expect("q8_0");
+    let matrix =
+        Q8Matrix::from_ggml(GgmlDType::Q8_0, &weights.data().expect("bytes"), 256).expect("q8_0");
     fn check<const W: usize, const R: usize>(matrix: &Q8Matrix, x: &[ActRow; 4]) {
         let x: [ActRow; R] = std::array::from_fn(|r| x[r]);
         for j in 0..=8 - W {

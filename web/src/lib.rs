@@ -13,7 +13,7 @@
 
 mod adapters;
 mod ask;
-mod js_bytes;
+pub mod js_bytes;
 pub mod protocol;
 mod recs;
 
@@ -21,10 +21,9 @@ use std::collections::HashMap;
 
 use adapters::{AdapterUse, Adapters};
 use js_bytes::JsBytes;
-use js_sys::Uint8Array;
 
 use marquee::bundle::{part, Manifest, PartDigest};
-use marquee::generate::{Adapter, AdapterMode, Generator};
+use marquee::generate::{Adapter, Generator};
 use marquee::qa::PassageIndex;
 use marquee::retriever::Retriever;
 use marquee::task::recommend::{Recommender, ResolvedProfile};
@@ -157,26 +156,30 @@ impl Session {
         to_js(&parts)
     }
 
-    /// Keeps one part after checking its size and sha256; the error says which check
+    /// Keeps one part, given as the pieces the worker downloaded it in (`Uint8Array`s, each
+    /// with its own buffer), after checking its size and sha256; the error says which check
     /// failed, and the worker then drops its cached copy and fetches it again.
     /// The generator's bytes are not copied: they stay in JavaScript's memory, hashed and
     /// later read a piece at a time (`js_bytes`), so the wasm heap never holds the file.
+    /// Returns whether the session keeps reading `pieces` (the generator's): any other
+    /// part's are copied, and the worker may free them once it has cached them.
     #[wasm_bindgen(js_name = addPart)]
-    pub fn add_part(&mut self, name: &str, bytes: Uint8Array) -> Result<(), JsError> {
+    pub fn add_part(&mut self, name: &str, pieces: js_sys::Array) -> Result<bool, JsError> {
+        let file = JsBytes::new(&pieces)?;
         if name == part::GENERATOR {
-            let file = JsBytes::new(bytes);
             let mut digest = PartDigest::default();
-            file.for_each_piece(|piece| digest.update(piece));
+            file.for_each_step(|step| digest.update(step))
+                .map_err(js_error)?;
             self.manifest
                 .verify_digest(name, digest)
                 .map_err(js_error)?;
             self.generator_file = Some(file);
-            return Ok(());
+            return Ok(true);
         }
-        let bytes = bytes.to_vec();
+        let bytes = file.to_vec().map_err(js_error)?;
         self.manifest.verify_part(name, &bytes).map_err(js_error)?;
         self.parts.insert(name.to_string(), bytes);
-        Ok(())
+        Ok(false)
     }
 
     /// Builds the retriever and the generator from the parts added so far.
@@ -198,26 +201,23 @@ impl Session {
             .embedder()
             .embed_query("A movie about a movie.")
             .map_err(js_error)?;
-        self.generator = match generator {
-            Some(file) => {
-                // Buffered: reading the header is many small reads, each a call into JS.
-                let file = std::io::BufReader::with_capacity(1 << 16, file);
-                let mut generator = Generator::from_llama_reader(file).map_err(js_error)?;
-                if let Some(adapter) = adapter {
-                    let adapter = Adapter::read(&adapter).map_err(js_error)?;
-                    generator
-                        .set_adapter(Some(&adapter), AdapterMode::Apart)
-                        .map_err(js_error)?;
-                    self.adapters.tagline = Some(adapter);
-                    self.adapters.applied = AdapterUse::Tagline;
-                }
-                // The system turn every prompt starts with goes into the KV cache now, while
-                // the page still shows "loading", instead of into the first tagline's wait.
-                marquee::task::prime::<Tagline>(&mut generator).map_err(js_error)?;
-                Some(generator)
-            }
-            None => None,
-        };
+        // Buffered: reading the header is many small reads, each a call into JS.
+        self.generator = generator
+            .map(|file| {
+                Generator::from_llama_reader(std::io::BufReader::with_capacity(1 << 16, file))
+            })
+            .transpose()
+            .map_err(js_error)?;
+        self.adapters.tagline = adapter
+            .map(|bytes| Adapter::read(&bytes))
+            .transpose()
+            .map_err(js_error)?;
+        self.use_adapter(AdapterUse::Tagline)?;
+        if let Some(generator) = self.generator.as_mut() {
+            // The system turn every prompt starts with goes into the KV cache now, while
+            // the page still shows "loading", instead of into the first tagline's wait.
+            marquee::task::prime::<Tagline>(generator).map_err(js_error)?;
+        }
         let loaded = Loaded {
             movies: retriever.movies().len(),
             generator: self.manifest.generator.as_ref().map(|g| match &g.adapter {

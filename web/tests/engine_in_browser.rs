@@ -231,3 +231,49 @@ fn quantized_kernels_agree_with_candles() {
         }
     }
 }
+
+/// The page's part pieces (`Uint8Array`s in JS memory) read as one file across piece
+/// boundaries, and a piece that holds no needed byte is let go: its buffer detached (freed
+/// at once), reading it an error. A piece that shares its buffer is dropped, not detached.
+#[wasm_bindgen_test]
+fn part_pieces_read_as_one_file_and_are_let_go_once_read() {
+    use std::io::{Read, Seek, SeekFrom};
+
+    use marquee::weights::TensorSource;
+    use marquee_web::js_bytes::JsBytes;
+
+    let bytes: Vec<u8> = (0..100u8).collect();
+    // The last piece is a view of part of a larger buffer.
+    let shared = js_sys::Uint8Array::new_with_length(50);
+    shared.subarray(0, 40).copy_from(&bytes[60..100]);
+    let pieces = [
+        js_sys::Uint8Array::from(&bytes[0..30]),
+        js_sys::Uint8Array::from(&bytes[30..60]),
+        shared.subarray(0, 40),
+    ];
+    let array: js_sys::Array = pieces.iter().collect();
+    let mut file = JsBytes::new(&array).expect("pieces");
+    assert_eq!(file.to_vec().expect("whole"), bytes);
+    let mut middle = [0u8; 50];
+    file.seek(SeekFrom::Start(20)).expect("seeks");
+    file.read_exact(&mut middle).expect("reads across pieces");
+    assert_eq!(middle[..], bytes[20..70]);
+
+    file.retain(&[(35..40)]);
+    assert_eq!(
+        pieces[0].buffer().byte_length(),
+        0,
+        "the first piece is freed"
+    );
+    assert_eq!(pieces[1].length(), 30, "the needed piece is kept");
+    assert_eq!(shared.length(), 50, "a shared buffer is not detached");
+    let mut five = [0u8; 5];
+    file.seek(SeekFrom::Start(35)).expect("seeks");
+    file.read_exact(&mut five)
+        .expect("the needed bytes are still there");
+    assert_eq!(five[..], bytes[35..40]);
+    for at in [10, 70] {
+        file.seek(SeekFrom::Start(at)).expect("seeks");
+        assert!(file.read_exact(&mut five).is_err(), "byte {at} was let go");
+    }
+}
