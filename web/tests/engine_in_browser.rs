@@ -259,7 +259,7 @@ fn part_pieces_read_as_one_file_and_are_let_go_once_read() {
     file.read_exact(&mut middle).expect("reads across pieces");
     assert_eq!(middle[..], bytes[20..70]);
 
-    file.retain(&[(35..40)]);
+    file.retain(std::slice::from_ref(&(35..40)));
     assert_eq!(
         pieces[0].buffer().byte_length(),
         0,
