@@ -150,17 +150,28 @@ impl<'a> GgufTensors<'a> {
         Ok(tensors)
     }
 
+    /// What the header says of tensor `name`.
+    fn info(&self, name: &str) -> Result<&gguf_file::TensorInfo> {
+        self.content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| Error::ModelFile(format!("weights have no tensor {name:?}")))
+    }
+
+    /// Where a tensor's bytes are in the file.
+    fn byte_range(&self, info: &gguf_file::TensorInfo) -> Range<u64> {
+        let start = self.content.tensor_data_offset + info.offset;
+        let blocks = info.shape.elem_count() / info.ggml_dtype.block_size();
+        start..start + (blocks * info.ggml_dtype.type_size()) as u64
+    }
+
     /// Tells the source that only the tensors not taken yet will be read.
     fn retain_left(&mut self) {
         let mut needed: Vec<Range<u64>> = self
             .left
             .iter()
             .filter_map(|name| self.content.tensor_infos.get(name))
-            .map(|info| {
-                let start = self.content.tensor_data_offset + info.offset;
-                let blocks = info.shape.elem_count() / info.ggml_dtype.block_size();
-                start..start + (blocks * info.ggml_dtype.type_size()) as u64
-            })
+            .map(|info| self.byte_range(info))
             .collect();
         needed.sort_by_key(|range| range.start);
         self.reader.retain(&needed);
@@ -183,9 +194,7 @@ impl<'a> GgufTensors<'a> {
 
     /// The tensor, as stored, read now.
     pub fn take(&mut self, name: &str) -> Result<Arc<QTensor>> {
-        if !self.contains(name) {
-            return Err(Error::ModelFile(format!("weights have no tensor {name:?}")));
-        }
+        self.info(name)?;
         let tensor = self.content.tensor(&mut self.reader, name, &Device::Cpu)?;
         self.done_with(name);
         Ok(Arc::new(tensor))
@@ -195,10 +204,8 @@ impl<'a> GgufTensors<'a> {
     /// q8_0) straight from the file into their layout a piece at a time
     /// ([`crate::kernels::read_qmatmul`]), any other through candle.
     pub fn matmul(&mut self, name: &str) -> Result<Matmul> {
-        let Some(info) = self.content.tensor_infos.get(name) else {
-            return Err(Error::ModelFile(format!("weights have no tensor {name:?}")));
-        };
-        let start = self.content.tensor_data_offset + info.offset;
+        let info = self.info(name)?;
+        let start = self.byte_range(info).start;
         let (dtype, dims) = (info.ggml_dtype, info.shape.dims().to_vec());
         let unreadable = |e: std::io::Error| {
             Error::ModelFile(format!(

@@ -258,20 +258,27 @@ function streamOf(pieces) {
   });
 }
 
+// Adds `chunk` after the `state.received` bytes in `state.pieces`; an error if the part
+// would outgrow the manifest's size.
+function append(state, part, chunk) {
+  if (state.received + chunk.length > part.bytes) {
+    throw new Error(`the file is larger than the manifest's ${part.bytes} bytes`);
+  }
+  writeAt(state.pieces, state.received, chunk);
+  state.received += chunk.length;
+}
+
 // A cached copy of `part`, in pieces; an error if it is not the manifest's size.
 async function readCached(hit, part) {
-  const pieces = newPieces(part.bytes);
+  const state = { pieces: newPieces(part.bytes), received: 0 };
   const reader = hit.body.getReader();
-  let received = 0;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    if (received + value.length > part.bytes) throw new Error(`it is larger than ${part.bytes} bytes`);
-    writeAt(pieces, received, value);
-    received += value.length;
+    append(state, part, value);
   }
-  if (received !== part.bytes) throw new Error(`it has ${received} of ${part.bytes} bytes`);
-  return pieces;
+  if (state.received !== part.bytes) throw new Error(`it has ${state.received} of ${part.bytes} bytes`);
+  return state.pieces;
 }
 
 // A failure worth another try: the connection dropped, the server was busy or failed.
@@ -338,11 +345,7 @@ async function fetchInto(url, part, state, progress, signal) {
       throw new Retryable(describe(error)); // the connection dropped mid-file
     }
     if (chunk.done) break;
-    if (state.received + chunk.value.length > part.bytes) {
-      throw new Error(`the file is larger than the manifest's ${part.bytes} bytes`);
-    }
-    writeAt(state.pieces, state.received, chunk.value);
-    state.received += chunk.value.length;
+    append(state, part, chunk.value);
     progress.update(part, state.received, part.bytes, false);
   }
   progress.update(part, state.received, part.bytes, false, true);

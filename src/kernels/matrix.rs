@@ -32,19 +32,6 @@ pub(crate) trait FromGgmlBlocks: Sized {
     /// Appends one block (`block_bytes()` bytes, as GGUF stores it).
     fn push_block(&mut self, block: &[u8]);
 
-    /// From a tensor's GGUF block bytes.
-    fn from_ggml(dtype: GgmlDType, data: &[u8], columns: usize) -> Option<Self> {
-        // An empty matrix allocates nothing; it only says how long a block is.
-        let block_bytes = Self::empty(dtype, 0, columns)?.block_bytes();
-        if !data.len().is_multiple_of(block_bytes) {
-            return None;
-        }
-        let mut matrix = Self::empty(dtype, data.len() / block_bytes, columns)?;
-        data.chunks_exact(block_bytes)
-            .for_each(|block| matrix.push_block(block));
-        Some(matrix)
-    }
-
     /// `blocks` blocks read from `reader` a piece at a time (a few hundred kB), so only the
     /// converted matrix is ever whole in memory.
     fn read(

@@ -186,21 +186,11 @@ enum Kind {
 /// `weights` as a [`Matmul`]. The GGUF blocks are converted, not kept: drop the tensor
 /// afterwards (or hand over its only handle) so a model does not hold both.
 pub fn qmatmul(weights: Arc<QTensor>) -> Result<Matmul> {
-    let columns = match weights.shape().dims2() {
-        Ok((_, columns)) => columns,
-        Err(_) => return Ok(Matmul(Kind::Candle(QMatMul::from_arc(weights)?))),
-    };
-    let kind = match weights.dtype() {
-        dtype @ (GgmlDType::Q4_0 | GgmlDType::Q4_1) => {
-            Q4Matrix::from_ggml(dtype, &weights.data()?, columns)
-                .map(|m| Kind::Q4(Arc::new(Relaid(m))))
-        }
-        dtype @ GgmlDType::Q8_0 => Q8Matrix::from_ggml(dtype, &weights.data()?, columns)
-            .map(|m| Kind::Q8(Arc::new(Relaid(m)))),
-        _ => None,
-    };
-    match kind {
-        Some(kind) => Ok(Matmul(kind)),
+    let bytes = weights.data()?;
+    let converted = read_qmatmul(weights.dtype(), weights.shape().dims(), &mut &bytes[..])
+        .map_err(|e| crate::Error::ModelFile(format!("a quantized matrix's blocks: {e}")))?;
+    match converted {
+        Some(matmul) => Ok(matmul),
         None => Ok(Matmul(Kind::Candle(QMatMul::from_arc(weights)?))),
     }
 }

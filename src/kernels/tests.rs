@@ -43,6 +43,15 @@ fn quantized(values: &Tensor, dtype: GgmlDType) -> Arc<QTensor> {
     Arc::new(QTensor::quantize(values, dtype).expect("quantizes"))
 }
 
+/// `weights` (256 columns) in one of our layouts, to call its kernels directly.
+fn relaid<M: FromGgmlBlocks>(weights: &QTensor) -> M {
+    let bytes = weights.data().expect("bytes");
+    let blocks = weights.shape().elem_count() / super::BLOCK;
+    M::read(weights.dtype(), blocks, 256, &mut &bytes[..])
+        .expect("reads")
+        .expect("one of our formats")
+}
+
 fn ours(weights: &Arc<QTensor>) -> Matmul {
     let matmul = qmatmul(weights.clone()).expect("converts");
     assert!(matmul.is_ours());
@@ -100,8 +109,7 @@ fn simd_kernels_equal_the_scalar_definition() {
     };
     for dtype in [GgmlDType::Q4_0, GgmlDType::Q4_1] {
         let weights = quantized(&random((8, 256), 2), dtype);
-        let matrix =
-            Q4Matrix::from_ggml(dtype, &weights.data().expect("bytes"), 256).expect("4-bit");
+        let matrix: Q4Matrix = relaid(&weights);
         for j in (0..8).step_by(2) {
             let w = [matrix.test_row(j), matrix.test_row(j + 1)];
             let (simd, scalar) = if dtype == GgmlDType::Q4_1 {
@@ -133,8 +141,7 @@ fn simd_q8_kernel_is_bit_identical_to_the_scalar_definition() {
     );
     let rows: [ActRow; 4] = std::array::from_fn(|r| x.row(r));
     let weights = quantized(&random((8, 256), 4), GgmlDType::Q8_0);
-    let matrix =
-        Q8Matrix::from_ggml(GgmlDType::Q8_0, &weights.data().expect("bytes"), 256).expect("q8_0");
+    let matrix: Q8Matrix = relaid(&weights);
     fn check<const W: usize, const R: usize>(matrix: &Q8Matrix, x: &[ActRow; 4]) {
         let x: [ActRow; R] = std::array::from_fn(|r| x[r]);
         for j in 0..=8 - W {

@@ -41,13 +41,15 @@ pub(crate) fn shorten(text: &str, max_tokens: usize, count: &dyn Fn(&str) -> usi
     first_words(text, max_tokens, "…", count)
 }
 
+/// One token per word: what the prompts' tests count with, enough to test a budget.
+#[cfg(test)]
+pub(crate) fn words(text: &str) -> usize {
+    text.split_whitespace().count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn words(text: &str) -> usize {
-        text.split_whitespace().count()
-    }
 
     #[test]
     fn text_is_cut_at_a_word_boundary_to_fit() {

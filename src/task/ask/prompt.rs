@@ -60,10 +60,7 @@ pub fn build_prompt(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn words(text: &str) -> usize {
-        text.split_whitespace().count()
-    }
+    use crate::task::prompt::words;
 
     #[test]
     fn passages_fit_the_budget_best_first_and_the_prefix_is_shared() {

@@ -99,11 +99,7 @@ pub fn build_prompt(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// One token per word: enough to test the budget.
-    fn words(text: &str) -> usize {
-        text.split_whitespace().count()
-    }
+    use crate::task::prompt::words;
 
     fn movie(title: &str, overview: &str) -> NoteMovie {
         NoteMovie {

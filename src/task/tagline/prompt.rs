@@ -147,11 +147,7 @@ fn exchanges_prompt(
 mod tests {
     use super::*;
     use crate::catalogue::Movie;
-
-    /// Counts words as tokens: enough to test the budget logic.
-    fn words(s: &str) -> usize {
-        s.split_whitespace().count()
-    }
+    use crate::task::prompt::words;
 
     fn movie(title: &str, overview: &str, tagline: Option<&str>) -> Movie {
         Movie {
