@@ -89,6 +89,29 @@ fn batching_and_padding_do_not_change_embeddings() {
     }
 }
 
+/// `embed_all` runs its batches side by side, each on one of rayon's threads (whose matmuls
+/// then stay on it); a text embedded there has the same bits as embedded alone from outside
+/// the pool, where the matmuls split across threads. Long texts, so that they do split.
+#[test]
+fn batches_run_side_by_side_give_the_same_bits_as_alone() {
+    let e = common::reference_embedder();
+    let texts: Vec<String> = common::fixture()
+        .sentences
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| format!("{} {}", s.text, "and then more happens. ".repeat(8 + i % 5)))
+        .collect();
+    let mut reported = Vec::new();
+    let side_by_side = e
+        .embed_all(&texts, 1, |done| reported.push(done))
+        .expect("batches");
+    for (text, got) in texts.iter().zip(&side_by_side) {
+        assert_eq!(got, &e.embed_query(text).expect("alone"), "{text}");
+    }
+    assert_eq!(reported.last(), Some(&texts.len()));
+    assert!(reported.windows(2).all(|w| w[0] < w[1]), "{reported:?}");
+}
+
 #[test]
 fn empty_and_oversized_queries_are_refused() {
     let e = common::reference_embedder();

@@ -38,7 +38,7 @@ pub fn attention(qkv: &[f32], mask: &[u32], shape: Shape) -> Vec<f32> {
     };
     // Sequences are independent, so splitting them across threads changes no sum.
     #[cfg(not(target_arch = "wasm32"))]
-    if shape.batch > 1 {
+    if shape.batch > 1 && crate::kernels::pool_threads() > 1 {
         use rayon::prelude::*;
         context
             .par_chunks_mut(per_sequence)

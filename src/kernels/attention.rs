@@ -163,6 +163,24 @@ pub(crate) fn weighted_values<const R: usize>(
 ) -> [[f32; CONTEXT_WIDTH]; R] {
     let mut acc = [[0f32; CONTEXT_WIDTH]; R];
     let width = CONTEXT_WIDTH.min(d - first);
+    if width == CONTEXT_WIDTH {
+        // The same sums as below, over fixed-size rows: the compiler then keeps the R × 32
+        // sums in registers with no bounds check per key (the loop below spilled them to
+        // the stack, a third of the builder's attention time).
+        for (j, row) in values.chunks_exact(d).take(weights[0].len()).enumerate() {
+            let Ok(v) = <&[f32; CONTEXT_WIDTH]>::try_from(&row[first..first + CONTEXT_WIDTH])
+            else {
+                continue; // unreachable: first + 32 ≤ d
+            };
+            for (acc, w) in acc.iter_mut().zip(weights) {
+                let w = w[j];
+                for (a, &v) in acc.iter_mut().zip(v) {
+                    *a += w * v;
+                }
+            }
+        }
+        return acc;
+    }
     for j in 0..weights[0].len() {
         let v = &values[j * d + first..j * d + first + width];
         for (acc, w) in acc.iter_mut().zip(weights) {

@@ -134,7 +134,7 @@ impl<M: BlockRows> Relaid<M> {
 }
 
 /// Runs `f(offset, piece)` over `chunk`-sized pieces of `dst`: on rayon's threads natively
-/// when there are several and the work (`macs` multiply-adds) outweighs waking them, in order
+/// when there are several free to take it (`pool_threads`) and the work (`macs` multiply-adds) outweighs waking them, in order
 /// otherwise (always on the one wasm thread). Handing a job to rayon's pool costs tens of µs
 /// when its threads sleep, as much as a decode step's whole 576 × 576 matmul.
 fn for_each_chunk(
@@ -144,7 +144,7 @@ fn for_each_chunk(
     f: impl Fn(usize, &mut [f32]) + Sync + Send,
 ) {
     #[cfg(not(target_arch = "wasm32"))]
-    if macs >= PARALLEL_MACS && rayon::current_num_threads() > 1 {
+    if macs >= PARALLEL_MACS && super::pool_threads() > 1 {
         use rayon::prelude::*;
         dst.par_chunks_mut(chunk)
             .enumerate()

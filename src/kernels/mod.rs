@@ -14,6 +14,7 @@
 
 mod activations;
 pub(crate) mod attention;
+mod dense;
 mod matrix;
 mod q4;
 mod q8;
@@ -164,6 +165,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Module, Tensor};
 
 use crate::error::Result;
+use dense::DenseMatrix;
 use matrix::{BlockRows, FromGgmlBlocks, Relaid};
 use q4::Q4Matrix;
 use q8::Q8Matrix;
@@ -172,15 +174,29 @@ use q8::Q8Matrix;
 const BLOCK: usize = 32;
 
 /// A weight matrix `W` ([out, in]) for `x @ Wᵀ`, whose rows can also be looked up (an
-/// embedding table): on our kernels for q4_0, Q4_1 and q8_0, on candle's otherwise.
+/// embedding table): on our kernels for q4_0, Q4_1 and q8_0, on gemm for f32, on candle's
+/// otherwise.
 #[derive(Clone)]
 pub struct Matmul(Kind);
 
 #[derive(Clone)]
 enum Kind {
     Candle(QMatMul),
+    Dense(Arc<DenseMatrix>),
     Q4(Arc<Relaid<Q4Matrix>>),
     Q8(Arc<Relaid<Q8Matrix>>),
+}
+
+/// How many of rayon's threads a matmul may split into: one when called from one of them
+/// (a caller that shares its work across the pool, as the builder's batches do, has already
+/// filled it, and splitting again only adds waiting) and always in wasm; the pool's size
+/// otherwise.
+pub(crate) fn pool_threads() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    if rayon::current_thread_index().is_none() {
+        return rayon::current_num_threads();
+    }
+    1
 }
 
 /// `weights` as a [`Matmul`]. The GGUF blocks are converted, not kept: drop the tensor
@@ -195,8 +211,8 @@ pub fn qmatmul(weights: Arc<QTensor>) -> Result<Matmul> {
     }
 }
 
-/// A q4_0, Q4_1 or q8_0 matrix of `dims` (rows, columns) read from `reader` straight into
-/// our layout, a piece at a time, so neither the file's bytes nor candle's copy of its
+/// A q4_0, Q4_1, q8_0 or f32 matrix of `dims` (rows, columns) read from `reader` straight
+/// into our layout, a piece at a time, so neither the file's bytes nor candle's copy of its
 /// blocks is ever held whole beside ours (the token embedding alone is 30 MB); `None` for
 /// any other dtype or shape, which [`qmatmul`] takes through candle.
 pub fn read_qmatmul(
@@ -213,6 +229,9 @@ pub fn read_qmatmul(
             .map(|m| Matmul(Kind::Q4(Arc::new(Relaid(m))))),
         GgmlDType::Q8_0 => Q8Matrix::read(dtype, blocks, columns, reader)?
             .map(|m| Matmul(Kind::Q8(Arc::new(Relaid(m))))),
+        GgmlDType::F32 => Some(Matmul(Kind::Dense(Arc::new(DenseMatrix::read(
+            rows, columns, reader,
+        )?)))),
         _ => None,
     })
 }
@@ -222,6 +241,10 @@ impl Matmul {
     pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
         let (rows, columns) = match &self.0 {
             Kind::Candle(m) => return Ok(m.embedding(ids)?),
+            Kind::Dense(m) => (
+                m.rows_of(&ids.flatten_all()?.to_vec1::<u32>()?)?,
+                m.dims().1,
+            ),
             Kind::Q4(m) => (
                 m.rows_of(&ids.flatten_all()?.to_vec1::<u32>()?)?,
                 m.dims().1,
@@ -236,9 +259,9 @@ impl Matmul {
         Ok(Tensor::from_vec(rows, shape, ids.device())?)
     }
 
-    /// `x @ Wᵀ` for `x` given as rows of the matrix's width, row-major: on our kernels
-    /// straight from the slice (no tensor to build and read back, which cost MiniLM's small
-    /// matmuls ~5% of their time in wasm); candle's formats go through a tensor.
+    /// `x @ Wᵀ` for `x` given as rows of the matrix's width, row-major: on our kernels and
+    /// gemm straight from the slice (no tensor to build and read back, which cost MiniLM's
+    /// small matmuls ~5% of their time in wasm); candle's formats go through a tensor.
     pub fn forward_rows(&self, x: &[f32], columns: usize) -> Result<Vec<f32>> {
         match &self.0 {
             Kind::Candle(m) => {
@@ -246,6 +269,7 @@ impl Matmul {
                 let x = Tensor::from_slice(x, (rows, columns), &candle_core::Device::Cpu)?;
                 Ok(m.forward(&x)?.flatten_all()?.to_vec1::<f32>()?)
             }
+            Kind::Dense(m) => Ok(m.matmul_rows(x, columns)?),
             Kind::Q4(m) => Ok(m.matmul_rows(x, columns)?),
             Kind::Q8(m) => Ok(m.matmul_rows(x, columns)?),
         }
@@ -256,6 +280,7 @@ impl Matmul {
         match &self.0 {
             Kind::Candle(QMatMul::QTensor(t)) => Ok(t.shape().dims2()?),
             Kind::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => Ok(t.dims2()?),
+            Kind::Dense(m) => Ok(m.dims()),
             Kind::Q4(m) => Ok(m.dims()),
             Kind::Q8(m) => Ok(m.dims()),
         }
@@ -270,6 +295,10 @@ impl Matmul {
             Kind::Candle(QMatMul::QTensor(t)) => Ok((t.dequantize(device)?, t.dtype())),
             Kind::Candle(QMatMul::Tensor(t)) => Ok((t.clone(), GgmlDType::F32)),
             Kind::Candle(QMatMul::TensorF16(t)) => Ok((t.clone(), GgmlDType::F16)),
+            Kind::Dense(m) => Ok((
+                Tensor::from_slice(m.values(), m.dims(), device)?,
+                GgmlDType::F32,
+            )),
             Kind::Q4(m) => {
                 let (rows, columns) = m.dims();
                 let values = Tensor::from_vec(m.rows_of(&all(rows))?, (rows, columns), device)?;
@@ -283,9 +312,11 @@ impl Matmul {
         }
     }
 
-    /// Whether our kernels run it (tests and benchmarks).
+    /// Whether our quantized kernels run it, which compute each activation row on its
+    /// own (so a row's result does not depend on how many rows came with it; gemm's blocking
+    /// does).
     pub fn is_ours(&self) -> bool {
-        !matches!(self.0, Kind::Candle(_))
+        matches!(self.0, Kind::Q4(_) | Kind::Q8(_))
     }
 }
 
@@ -293,6 +324,15 @@ impl Module for Matmul {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match &self.0 {
             Kind::Candle(m) => m.forward(x),
+            Kind::Dense(m) => {
+                let mut dims = x.dims().to_vec();
+                let (n, k) = m.dims();
+                let y = m.matmul_rows(&x.flatten_all()?.to_vec1::<f32>()?, k)?;
+                if let Some(last) = dims.last_mut() {
+                    *last = n;
+                }
+                Tensor::from_vec(y, dims, x.device())
+            }
             Kind::Q4(m) => x.contiguous()?.apply_op1_no_bwd(m.as_ref()),
             Kind::Q8(m) => x.contiguous()?.apply_op1_no_bwd(m.as_ref()),
         }

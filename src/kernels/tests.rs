@@ -180,10 +180,54 @@ fn looked_up_rows_equal_candles_dequantized_ones() {
     }
 }
 
+/// f32 matrices run on gemm called directly: the products candle's f32 matmul gives (also
+/// on one of rayon's threads, where it stays on that thread), rows looked up as stored, the
+/// values back unchanged, a short file an error.
+#[test]
+fn f32_matrices_match_candles_matmul() {
+    let weights = random((300, 96), 11);
+    let tensor = quantized(&weights, GgmlDType::F32);
+    let dense = qmatmul(tensor.clone()).expect("dense");
+    assert!(!dense.is_ours(), "gemm's blocking depends on the row count");
+    let want = QMatMul::from_arc(tensor.clone()).expect("candle's");
+    for rows in [1, 7, 64, 200] {
+        let x = random((rows, 96), rows as u64);
+        let expected = want.forward(&x).expect("candle");
+        assert_eq!(
+            max_abs_diff(&dense.forward(&x).expect("ours"), &expected),
+            0.0
+        );
+        let flat = x.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("x");
+        let on_a_worker = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("pool")
+            .install(|| dense.forward_rows(&flat, 96))
+            .expect("ours");
+        let on_a_worker = Tensor::from_vec(on_a_worker, (rows, 300), &Device::Cpu).expect("y");
+        assert_eq!(max_abs_diff(&on_a_worker, &expected), 0.0, "{rows} rows");
+    }
+    let ids = Tensor::new(&[[299u32, 0], [5, 5]], &Device::Cpu).expect("ids");
+    let looked_up = dense.embedding(&ids).expect("rows");
+    let expected = want.embedding(&ids).expect("candle's rows");
+    assert_eq!(max_abs_diff(&looked_up, &expected), 0.0);
+    assert!(dense
+        .embedding(&Tensor::new(&[300u32], &Device::Cpu).expect("id"))
+        .is_err());
+    let (values, dtype) = dense.dequantize().expect("values");
+    assert_eq!(
+        (max_abs_diff(&values, &weights), dtype),
+        (0.0, GgmlDType::F32)
+    );
+    assert!(dense.forward_rows(&[0.0; 95], 95).is_err());
+    let bytes = tensor.data().expect("bytes");
+    let short = super::read_qmatmul(GgmlDType::F32, &[300, 96], &mut &bytes[..bytes.len() - 4]);
+    assert!(short.is_err());
+}
+
 #[test]
 fn other_dtypes_and_shapes_keep_candles_kernels() {
     for tensor in [
-        quantized(&random((4, 64), 7), GgmlDType::F32),
         quantized(&random((4, 256), 7), GgmlDType::Q4K),
         Arc::new(
             QTensor::quantize(
