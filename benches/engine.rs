@@ -321,8 +321,14 @@ fn main() {
     // Ours and the peer alternately, twice unless quick, each side's faster run kept: this
     // machine's speed drifts by tens of percent over minutes, and alternating shares the
     // drift between the two.
-    let (mut embeddings, mut s, mut peer) = (Vec::new(), f64::INFINITY, None::<serde_json::Value>);
-    for _ in 0..if quick { 1 } else { 2 } {
+    let runs = if quick { 1 } else { 2 };
+    let rate = |p: &Option<serde_json::Value>| {
+        p.as_ref()
+            .and_then(|p| p["texts_per_s"].as_f64())
+            .unwrap_or(0.0)
+    };
+    let (mut embeddings, mut s, mut peer) = (Vec::new(), f64::INFINITY, None);
+    for _ in 0..runs {
         let (run, seconds) = time(|| {
             f32_model
                 .embed_all(&catalogue.texts, 32, |_| {})
@@ -331,11 +337,6 @@ fn main() {
         if seconds < s {
             (embeddings, s) = (run, seconds);
         }
-        let rate = |p: &Option<serde_json::Value>| {
-            p.as_ref()
-                .and_then(|p| p["texts_per_s"].as_f64())
-                .unwrap_or(0.0)
-        };
         let run = peers
             .as_ref()
             .map(|p| p.embed(&catalogue.texts, 32, threads));
@@ -347,9 +348,8 @@ fn main() {
     let peer_rate = peer.as_ref().and_then(|p| p["texts_per_s"].as_f64());
     row(
         &format!(
-            "build embeddings, f32, batch 32, {} TMDB texts, {threads} threads, faster of {} alternate runs",
+            "build embeddings, f32, batch 32, {} TMDB texts, {threads} threads, faster of {runs} alternate runs",
             catalogue.len(),
-            if quick { 1 } else { 2 }
         ),
         format!("{ours:.1} texts/s ({s:.1} s)"),
         &peer.as_ref().map_or(String::new(), |p| {
