@@ -74,14 +74,19 @@ fn known_pair_similarity() {
     assert!((norm - 1.0).abs() < 1e-5);
 }
 
-#[test]
-fn batching_and_padding_do_not_change_embeddings() {
-    let e = common::reference_embedder();
-    let texts: Vec<String> = common::fixture()
+/// The fixture's sentences, as `embed_all` takes texts.
+fn fixture_texts() -> Vec<String> {
+    common::fixture()
         .sentences
         .into_iter()
         .map(|s| s.text)
-        .collect();
+        .collect()
+}
+
+#[test]
+fn batching_and_padding_do_not_change_embeddings() {
+    let e = common::reference_embedder();
+    let texts = fixture_texts();
     let batched = e.embed_all(&texts, 7, |_| {}).expect("batches");
     for (text, got) in texts.iter().zip(&batched) {
         let alone = e.embed_query(text).expect("alone");
@@ -95,11 +100,10 @@ fn batching_and_padding_do_not_change_embeddings() {
 #[test]
 fn batches_run_side_by_side_give_the_same_bits_as_alone() {
     let e = common::reference_embedder();
-    let texts: Vec<String> = common::fixture()
-        .sentences
+    let texts: Vec<String> = fixture_texts()
         .into_iter()
         .enumerate()
-        .map(|(i, s)| format!("{} {}", s.text, "and then more happens. ".repeat(8 + i % 5)))
+        .map(|(i, text)| format!("{text} {}", "and then more happens. ".repeat(8 + i % 5)))
         .collect();
     let mut reported = Vec::new();
     let side_by_side = e

@@ -4,42 +4,40 @@
 //! matmul run on one of rayon's workers (the builder embeds several batches at once, one per
 //! thread) stays on that thread instead of splitting into the pool its caller already fills.
 
-use std::io::Read;
-
+use candle_core::quantized::GgmlDType;
 use candle_core::Result as CandleResult;
 
-/// A row-major `rows × columns` matrix of f32 values.
+use super::matrix::FromGgmlBlocks;
+
+/// A row-major matrix of f32 values, `columns` wide.
 pub(crate) struct DenseMatrix {
     values: Vec<f32>,
-    rows: usize,
     columns: usize,
 }
 
-impl DenseMatrix {
-    /// `rows × columns` little-endian f32 values (as GGUF and safetensors store them) read
-    /// from `reader` a piece at a time.
-    pub fn read(rows: usize, columns: usize, reader: &mut impl Read) -> std::io::Result<Self> {
-        const PIECE_VALUES: usize = 1 << 16;
-        let mut values = Vec::with_capacity(rows * columns);
-        let mut piece = vec![0u8; 4 * (rows * columns).min(PIECE_VALUES)];
-        while values.len() < rows * columns {
-            let bytes = &mut piece[..4 * (rows * columns - values.len()).min(PIECE_VALUES)];
-            reader.read_exact(bytes)?;
-            values.extend(
-                bytes
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            );
-        }
-        Ok(Self {
-            values,
-            rows,
+/// GGML's f32 "blocks" are single little-endian values (its block size for f32 is 1), so
+/// the matrix is read as our quantized layouts are, a piece at a time.
+impl FromGgmlBlocks for DenseMatrix {
+    fn empty(dtype: GgmlDType, blocks: usize, columns: usize) -> Option<Self> {
+        (dtype == GgmlDType::F32 && columns > 0).then(|| Self {
+            values: Vec::with_capacity(blocks),
             columns,
         })
     }
 
+    fn block_bytes(&self) -> usize {
+        4
+    }
+
+    fn push_block(&mut self, block: &[u8]) {
+        self.values
+            .push(f32::from_le_bytes([block[0], block[1], block[2], block[3]]));
+    }
+}
+
+impl DenseMatrix {
     pub fn dims(&self) -> (usize, usize) {
-        (self.rows, self.columns)
+        (self.values.len() / self.columns, self.columns)
     }
 
     /// `x` (rows of `columns` values) times the matrix transposed.
@@ -94,11 +92,12 @@ impl DenseMatrix {
 
     /// Rows `ids`, one after another.
     pub fn rows_of(&self, ids: &[u32]) -> CandleResult<Vec<f32>> {
+        let (rows, _) = self.dims();
         let mut out = Vec::with_capacity(ids.len() * self.columns);
         for &id in ids {
             let id = id as usize;
-            if id >= self.rows {
-                candle_core::bail!("row {id} is out of range for {} rows", self.rows);
+            if id >= rows {
+                candle_core::bail!("row {id} is out of range for {rows} rows");
             }
             out.extend_from_slice(&self.values[id * self.columns..(id + 1) * self.columns]);
         }

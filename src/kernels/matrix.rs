@@ -134,9 +134,10 @@ impl<M: BlockRows> Relaid<M> {
 }
 
 /// Runs `f(offset, piece)` over `chunk`-sized pieces of `dst`: on rayon's threads natively
-/// when there are several free to take it (`pool_threads`) and the work (`macs` multiply-adds) outweighs waking them, in order
-/// otherwise (always on the one wasm thread). Handing a job to rayon's pool costs tens of µs
-/// when its threads sleep, as much as a decode step's whole 576 × 576 matmul.
+/// when there are several free to take it (`pool_threads`) and the work (`macs`
+/// multiply-adds) outweighs waking them, in order otherwise (always on the one wasm thread).
+/// Handing a job to rayon's pool costs tens of µs when its threads sleep, as much as a
+/// decode step's whole 576 × 576 matmul.
 fn for_each_chunk(
     dst: &mut [f32],
     chunk: usize,

@@ -223,15 +223,14 @@ pub fn read_qmatmul(
     let &[rows, columns] = dims else {
         return Ok(None);
     };
-    let blocks = rows * columns / BLOCK;
+    let blocks = rows * columns / dtype.block_size();
     Ok(match dtype {
         GgmlDType::Q4_0 | GgmlDType::Q4_1 => Q4Matrix::read(dtype, blocks, columns, reader)?
             .map(|m| Matmul(Kind::Q4(Arc::new(Relaid(m))))),
         GgmlDType::Q8_0 => Q8Matrix::read(dtype, blocks, columns, reader)?
             .map(|m| Matmul(Kind::Q8(Arc::new(Relaid(m))))),
-        GgmlDType::F32 => Some(Matmul(Kind::Dense(Arc::new(DenseMatrix::read(
-            rows, columns, reader,
-        )?)))),
+        GgmlDType::F32 => DenseMatrix::read(dtype, blocks, columns, reader)?
+            .map(|m| Matmul(Kind::Dense(Arc::new(m)))),
         _ => None,
     })
 }
@@ -239,20 +238,12 @@ pub fn read_qmatmul(
 impl Matmul {
     /// Rows `ids` (any shape, u32) of the matrix as floats: shape `ids` × columns.
     pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
+        let wanted = || -> candle_core::Result<Vec<u32>> { ids.flatten_all()?.to_vec1() };
         let (rows, columns) = match &self.0 {
             Kind::Candle(m) => return Ok(m.embedding(ids)?),
-            Kind::Dense(m) => (
-                m.rows_of(&ids.flatten_all()?.to_vec1::<u32>()?)?,
-                m.dims().1,
-            ),
-            Kind::Q4(m) => (
-                m.rows_of(&ids.flatten_all()?.to_vec1::<u32>()?)?,
-                m.dims().1,
-            ),
-            Kind::Q8(m) => (
-                m.rows_of(&ids.flatten_all()?.to_vec1::<u32>()?)?,
-                m.dims().1,
-            ),
+            Kind::Dense(m) => (m.rows_of(&wanted()?)?, m.dims().1),
+            Kind::Q4(m) => (m.rows_of(&wanted()?)?, m.dims().1),
+            Kind::Q8(m) => (m.rows_of(&wanted()?)?, m.dims().1),
         };
         let mut shape = ids.dims().to_vec();
         shape.push(columns);
