@@ -27,9 +27,9 @@ use marquee::index::{HnswParams, Navigation, SearchMode, VectorIndex};
 use marquee::weights::Weights;
 use peers::{Peers, Setting};
 
-// Same allocator as index-builder, so the figures are the CLI's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// index-builder's allocator and its settings, so that the figures are the CLI's.
+#[path = "../index-builder/src/allocator.rs"]
+mod allocator;
 
 const QUERY: &str = "toys that come to life when nobody is watching";
 
@@ -291,6 +291,7 @@ fn bench_search(
 }
 
 fn main() {
+    allocator::keep_freed_memory();
     let quick = std::env::var_os("MARQUEE_BENCH_QUICK").is_some();
     let peers = if std::env::var_os("MARQUEE_BENCH_NO_PEERS").is_some() {
         None

@@ -19,8 +19,9 @@ use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Tensor};
 use marquee::generate::{gpt2_to_gguf, requantize_gguf, Generator, Gpt2, SamplingParams};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// index-builder's allocator and its settings, so that the figures are the CLI's.
+#[path = "../index-builder/src/allocator.rs"]
+mod allocator;
 
 /// ~300 tokens, the size of a RAG prompt with four examples.
 const PROMPT: &str = "You write movie taglines. Given a movie's overview, reply with one short, \
@@ -176,6 +177,7 @@ fn measure(config: &str) {
 }
 
 fn main() {
+    allocator::keep_freed_memory();
     if let Ok(config) = std::env::var("MARQUEE_BENCH_MODEL") {
         measure(&config);
         return;

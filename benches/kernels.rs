@@ -10,8 +10,9 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use marquee::kernels::qmatmul;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// index-builder's allocator and its settings, so that the figures are the CLI's.
+#[path = "../index-builder/src/allocator.rs"]
+mod allocator;
 
 /// Median microseconds of `f` over enough runs to take about half a second.
 fn median_us(mut f: impl FnMut()) -> f64 {
@@ -32,6 +33,7 @@ fn median_us(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() -> marquee::Result<()> {
+    allocator::keep_freed_memory();
     let device = Device::Cpu;
     println!("| dtype | weights (out × in) | rows | candle µs | ours µs | speed-up |");
     println!("|---|---|---|---|---|---|");

@@ -1,6 +1,7 @@
 //! `index-builder`: builds Marquee's bundle from a movie catalogue and queries it.
 //! A thin shell over the `marquee` engine; the browser runs the same engine code.
 
+mod allocator;
 mod ask;
 mod build;
 mod eval;
@@ -17,22 +18,6 @@ mod tagline;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc's `mi_option_purge_delay` (v2's `mimalloc.h`, the enum after
-/// `mi_option_eager_commit_delay` = 14; the Rust bindings name no constant for it).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Freed memory stays with the process instead of going back to the kernel after 10 ms:
-/// every training step allocates the same few hundred MB of activations again, and the
-/// kernel zeroing fresh pages for them was a fifth of the step's time (measured on the
-/// 12-movie finetune: 22 s → 18 s). A CLI run ends soon enough to keep what it had.
-fn keep_freed_memory() {
-    // SAFETY: sets one integer option; called first thing in main, before other threads.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
-}
 
 #[derive(Parser)]
 #[command(
@@ -75,7 +60,7 @@ fn default_bundle_dir() -> PathBuf {
 }
 
 fn main() -> anyhow::Result<()> {
-    keep_freed_memory();
+    allocator::keep_freed_memory();
     match Cli::parse().command {
         Command::Build(args) => build::run(*args),
         Command::Query(args) => query::run(args),

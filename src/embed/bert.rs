@@ -39,13 +39,7 @@ impl Linear {
 
     /// `x` holds rows of the matrix's input width; a whole batch is one matmul.
     fn forward(&self, x: &[f32]) -> Result<Vec<f32>> {
-        let mut y = self.weight.forward_rows(x, self.columns)?;
-        for row in y.chunks_exact_mut(self.bias.len()) {
-            for (v, &b) in row.iter_mut().zip(&self.bias) {
-                *v += b;
-            }
-        }
-        Ok(y)
+        self.weight.forward_rows_biased(x, self.columns, &self.bias)
     }
 }
 

@@ -42,6 +42,35 @@ impl DenseMatrix {
 
     /// `x` (rows of `columns` values) times the matrix transposed.
     pub fn matmul_rows(&self, x: &[f32], columns: usize) -> CandleResult<Vec<f32>> {
+        let m = self.check(x, columns)?;
+        let mut dst = vec![0f32; m * self.dims().0];
+        self.gemm(x, m, &mut dst, false);
+        Ok(dst)
+    }
+
+    /// `x · Wᵀ + bias` (`bias` one row, added to each): gemm accumulates onto the bias rows,
+    /// which replace the zeros it would otherwise start from.
+    pub fn matmul_rows_onto(
+        &self,
+        x: &[f32],
+        columns: usize,
+        bias: &[f32],
+    ) -> CandleResult<Vec<f32>> {
+        let m = self.check(x, columns)?;
+        let n = self.dims().0;
+        if bias.len() != n {
+            candle_core::bail!("f32 matmul: a bias of {} for {n} outputs", bias.len());
+        }
+        let mut dst = Vec::with_capacity(m * n);
+        for _ in 0..m {
+            dst.extend_from_slice(bias);
+        }
+        self.gemm(x, m, &mut dst, true);
+        Ok(dst)
+    }
+
+    /// The rows in `x`, after checking that it holds whole rows of the matrix's width.
+    fn check(&self, x: &[f32], columns: usize) -> CandleResult<usize> {
         let (n, k) = self.dims();
         if columns != k || !x.len().is_multiple_of(k.max(1)) {
             candle_core::bail!(
@@ -49,10 +78,15 @@ impl DenseMatrix {
                 x.len()
             );
         }
-        let m = x.len() / k.max(1);
-        let mut dst = vec![0f32; m * n];
-        if m == 0 || n == 0 || k == 0 {
-            return Ok(dst);
+        Ok(x.len() / k.max(1))
+    }
+
+    /// `dst = x · Wᵀ`, or `dst += x · Wᵀ` when `accumulate`; `x` is `m` checked rows and
+    /// `dst` m × n.
+    fn gemm(&self, x: &[f32], m: usize, dst: &mut [f32], accumulate: bool) {
+        let (n, k) = self.dims();
+        if m == 0 || n == 0 || k == 0 || dst.len() != m * n {
+            return;
         }
         let threads = super::pool_threads();
         let parallelism = if threads > 1 {
@@ -63,7 +97,8 @@ impl DenseMatrix {
         // SAFETY: dst is m × n (row stride n), x is m × k (row stride k), and the right-hand
         // side is the matrix read transposed: element (p, j) is values[j * k + p], so its
         // row stride is 1 and its column stride k; every index stays inside its buffer.
-        // With `read_dst` false gemm writes dst = 1 · x · Wᵀ (alpha is then ignored).
+        // gemm writes dst = alpha · dst + beta · x · Wᵀ, reading dst only when asked to
+        // (`read_dst`; alpha is then 1).
         unsafe {
             gemm::gemm(
                 m,
@@ -72,14 +107,14 @@ impl DenseMatrix {
                 dst.as_mut_ptr(),
                 1,
                 n as isize,
-                false,
+                accumulate,
                 x.as_ptr(),
                 1,
                 k as isize,
                 self.values.as_ptr(),
                 k as isize,
                 1,
-                0.0,
+                1.0,
                 1.0,
                 false,
                 false,
@@ -87,7 +122,6 @@ impl DenseMatrix {
                 parallelism,
             );
         }
-        Ok(dst)
     }
 
     /// Rows `ids`, one after another.

@@ -266,6 +266,23 @@ impl Matmul {
         }
     }
 
+    /// `x @ Wᵀ + bias`, `bias` added to every row. On f32 matrices gemm starts from the
+    /// bias instead of from zeros (one pass over the output fewer, and no zeroing of it);
+    /// on the others the bias is added after the product, in the order the int8 path has
+    /// always had (wasm is held to its bits).
+    pub fn forward_rows_biased(&self, x: &[f32], columns: usize, bias: &[f32]) -> Result<Vec<f32>> {
+        if let Kind::Dense(m) = &self.0 {
+            return Ok(m.matmul_rows_onto(x, columns, bias)?);
+        }
+        let mut y = self.forward_rows(x, columns)?;
+        for row in y.chunks_exact_mut(bias.len().max(1)) {
+            for (v, &b) in row.iter_mut().zip(bias) {
+                *v += b;
+            }
+        }
+        Ok(y)
+    }
+
     /// (out, in): the matrix's rows and columns.
     pub fn dims(&self) -> Result<(usize, usize)> {
         match &self.0 {

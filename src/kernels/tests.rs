@@ -225,6 +225,40 @@ fn f32_matrices_match_candles_matmul() {
     assert!(short.is_err());
 }
 
+/// The biased product adds the bias to each row: on f32 matrices gemm starts from it (so
+/// only rounding may differ from adding it after, by the bias's ulps), on q8_0 it is added
+/// after the product exactly as before. A bias of the wrong width is an error.
+#[test]
+fn biased_products_add_the_bias_to_each_row() {
+    let weights = random((300, 96), 12);
+    let bias: Vec<f32> = (0..300).map(|i| (i as f32 - 150.0) / 37.0).collect();
+    for dtype in [GgmlDType::F32, GgmlDType::Q8_0] {
+        let matrix = qmatmul(quantized(&weights, dtype)).expect("matrix");
+        for rows in [1, 7, 64] {
+            let x = random((rows, 96), 40 + rows as u64);
+            let x = x.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("x");
+            let plain = matrix.forward_rows(&x, 96).expect("product");
+            let biased = matrix.forward_rows_biased(&x, 96, &bias).expect("biased");
+            for (i, (&p, &b)) in plain.iter().zip(&biased).enumerate() {
+                let added = p + bias[i % 300];
+                if dtype == GgmlDType::Q8_0 {
+                    assert_eq!(b.to_bits(), added.to_bits(), "{dtype:?} {rows} rows");
+                } else {
+                    assert!(
+                        (b - added).abs() <= 1e-5 * added.abs().max(1.0),
+                        "{b} vs {added}"
+                    );
+                }
+            }
+        }
+        if dtype == GgmlDType::F32 {
+            assert!(matrix
+                .forward_rows_biased(&[0.0; 96], 96, &bias[..299])
+                .is_err());
+        }
+    }
+}
+
 #[test]
 fn other_dtypes_and_shapes_keep_candles_kernels() {
     for tensor in [
