@@ -68,14 +68,17 @@ pub struct PreviousPassages {
 impl PreviousPassages {
     /// Its vectors, when they are what embedding `passages` would give: the same chunks
     /// (documents, ranges and chunking: the part's JSON is identical), embedded by the same
-    /// model, indexed with the same HNSW parameters.
+    /// model, in a graph built with the same parameters. ef_search is only the search's
+    /// beam, so a different one is set on the reused index rather than re-embedding.
     fn vectors_for(&self, passages: &qa::Passages, hnsw: HnswParams) -> Option<VectorIndex> {
         let embedder = &self.manifest.embedder;
+        let built = self.manifest.index.hnsw;
         let same = embedder.model == EMBEDDING_MODEL
             && embedder.catalogue_embedded_with == reference_embedder()
-            && self.manifest.index.hnsw == hnsw
+            && (built.ef_construction, built.seed) == (hnsw.ef_construction, hnsw.seed)
             && self.passages_json == passages.to_json();
-        let index = VectorIndex::from_bytes(&self.index).ok()?;
+        let mut index = VectorIndex::from_bytes(&self.index).ok()?;
+        index.set_ef_search(hnsw.ef_search).ok()?;
         (same && index.len() == passages.chunks.len()).then_some(index)
     }
 }

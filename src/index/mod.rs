@@ -106,7 +106,7 @@ impl fmt::Display for SearchMode {
 /// every layer-0 list is full (64) and each insertion re-runs the heuristic over 65
 /// candidates for each of its up to 64 neighbours: 4–5× FAISS's build time. FAISS's
 /// default is this one (`keep_max_size_level0` false). Short lists need a wider beam, at
-/// construction (150) and at search (200), for the same recall (README, Benchmarks).
+/// construction (150) and at search (320), for the same recall (docs/benchmarks.md).
 const PRUNED_LISTS: Heuristic = Heuristic {
     extend_candidates: false,
     keep_pruned: false,
@@ -126,7 +126,7 @@ impl Default for HnswParams {
     fn default() -> Self {
         Self {
             ef_construction: 150,
-            ef_search: 200,
+            ef_search: 320,
             seed: 0x006d_6172_7175_6565, // "marquee"
         }
     }
