@@ -271,11 +271,18 @@ impl Matmul {
     /// on the others the bias is added after the product, in the order the int8 path has
     /// always had (wasm is held to its bits).
     pub fn forward_rows_biased(&self, x: &[f32], columns: usize, bias: &[f32]) -> Result<Vec<f32>> {
+        let outputs = self.dims()?.0;
+        if bias.len() != outputs {
+            return Err(crate::Error::InvalidArgument(format!(
+                "a bias of {} values for a matrix of {outputs} outputs",
+                bias.len()
+            )));
+        }
         if let Kind::Dense(m) = &self.0 {
             return Ok(m.matmul_rows_onto(x, columns, bias)?);
         }
         let mut y = self.forward_rows(x, columns)?;
-        for row in y.chunks_exact_mut(bias.len().max(1)) {
+        for row in y.chunks_exact_mut(outputs.max(1)) {
             for (v, &b) in row.iter_mut().zip(bias) {
                 *v += b;
             }
