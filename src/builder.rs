@@ -72,14 +72,20 @@ impl PreviousPassages {
     /// beam, so a different one is set on the reused index rather than re-embedding.
     fn vectors_for(&self, passages: &qa::Passages, hnsw: HnswParams) -> Option<VectorIndex> {
         let embedder = &self.manifest.embedder;
-        let built = self.manifest.index.hnsw;
-        let same = embedder.model == EMBEDDING_MODEL
+        let same_chunks = embedder.model == EMBEDDING_MODEL
             && embedder.catalogue_embedded_with == reference_embedder()
-            && (built.ef_construction, built.seed) == (hnsw.ef_construction, hnsw.seed)
             && self.passages_json == passages.to_json();
+        if !same_chunks {
+            return None; // before parsing the index, which is most of the work here
+        }
         let mut index = VectorIndex::from_bytes(&self.index).ok()?;
+        let built = index.params(); // the passage graph's own, as stored with it
+        let same_graph = (built.ef_construction, built.seed) == (hnsw.ef_construction, hnsw.seed);
+        if !same_graph || index.len() != passages.chunks.len() {
+            return None;
+        }
         index.set_ef_search(hnsw.ef_search).ok()?;
-        (same && index.len() == passages.chunks.len()).then_some(index)
+        Some(index)
     }
 }
 
