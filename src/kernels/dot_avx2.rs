@@ -6,7 +6,7 @@ use std::arch::x86_64::*;
 
 use super::activations::ActRow;
 use super::q4::WeightRow;
-use super::q8::{tile, Q8WeightRow};
+use super::q8::{Q8PanelBlock, PANEL};
 
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -80,21 +80,67 @@ fn dot_q4_with_features<const W: usize, const R: usize, const HAS_MIN: bool>(
     out
 }
 
-pub(crate) fn dot_q8<const W: usize, const R: usize>(
-    w: &[Q8WeightRow; W],
-    x: &[ActRow; R],
-) -> [[f32; R]; W] {
+pub(crate) fn dot_q8<const R: usize>(panel: &[Q8PanelBlock], x: &[ActRow; R]) -> [[f32; PANEL]; R] {
     // SAFETY: as for `dot_q4`: the build enables AVX2 and FMA for this module to exist.
-    unsafe { dot_q8_with_features::<W, R>(w, x) }
+    unsafe { dot_q8_with_features::<R>(panel, x) }
 }
 
-/// Four vectors' lane totals as one vector, `[Σa, Σb, Σc, Σd]`: integer adds, exact.
+/// q8_0 panel × 8-bit activations, bit-identical to `dot_scalar::dot_q8` (see there), as
+/// the wasm kernel does it (see `dot_simd128::dot_q8`) at twice the width: a panel's column
+/// pair (32 bytes) widens to two vectors of eight rows, `vpmaddwd` with the activation pair
+/// broadcast gives eight rows' sums, each lane one row's exact block total; scaled lane by
+/// lane with separate multiplies and adds (no FMA, which wasm does not have).
+#[target_feature(enable = "avx2,fma")]
+fn dot_q8_with_features<const R: usize>(
+    panel: &[Q8PanelBlock],
+    x: &[ActRow; R],
+) -> [[f32; PANEL]; R] {
+    const HALVES: usize = PANEL / 8;
+    let mut acc = [[_mm256_setzero_ps(); HALVES]; R];
+    for (b, block) in panel.iter().enumerate() {
+        let mut sums = [[_mm256_setzero_si256(); HALVES]; R];
+        for (t, pair) in block.pairs.iter().enumerate() {
+            let bytes = load_32(pair);
+            let weights = [
+                _mm256_cvtepi8_epi16(_mm256_castsi256_si128(bytes)),
+                _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(bytes)),
+            ];
+            for (sums, x) in sums.iter_mut().zip(x) {
+                let wide = &x.wide[b];
+                let pair =
+                    (wide[2 * t] as u16 as u32 | (wide[2 * t + 1] as u16 as u32) << 16) as i32;
+                let a = _mm256_set1_epi32(pair);
+                for (sum, &w) in sums.iter_mut().zip(&weights) {
+                    *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(w, a));
+                }
+            }
+        }
+        let scales: [__m256; HALVES] = std::array::from_fn(|h| load_8_f32(&block.scales, h));
+        for ((acc, sums), x) in acc.iter_mut().zip(&sums).zip(x) {
+            let activation_scale = _mm256_set1_ps(x.scales[b]);
+            for ((acc, &sum), &scale) in acc.iter_mut().zip(sums).zip(&scales) {
+                let scale = _mm256_mul_ps(scale, activation_scale);
+                *acc = _mm256_add_ps(*acc, _mm256_mul_ps(_mm256_cvtepi32_ps(sum), scale));
+            }
+        }
+    }
+    acc.map(|halves| {
+        let mut out = [0f32; PANEL];
+        for (out, v) in out.chunks_exact_mut(8).zip(halves) {
+            // SAFETY: `out` is 8 writable floats; `storeu` has no alignment requirement.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+        }
+        out
+    })
+}
+
+/// Scales `8 × half .. 8 × half + 8` of a panel block.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn totals_of_four([a, b, c, d]: [__m256i; 4]) -> __m128i {
-    // Two rounds of pairwise adds leave [a, b, c, d] summed within each 128-bit half.
-    let v = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
-    _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v))
+fn load_8_f32(scales: &[f32; PANEL], half: usize) -> __m256 {
+    assert!(half < PANEL / 8);
+    // SAFETY: `half < 2`, so the 32 bytes read lie inside `scales`; unaligned is fine.
+    unsafe { _mm256_loadu_ps(scales.as_ptr().add(8 * half)) }
 }
 
 #[target_feature(enable = "avx2,fma")]
@@ -104,59 +150,6 @@ fn total(v: __m256i) -> i32 {
     let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b01_00_11_10>(v));
     let v = _mm_add_epi32(v, _mm_shuffle_epi32::<0b10_11_00_01>(v));
     _mm_cvtsi128_si32(v)
-}
-
-/// Signed × signed bytes through `vpmaddubsw` (unsigned × signed) as ggml does: |w| times x
-/// carrying w's sign. Bit-identical to `dot_scalar::dot_q8` (see there): block totals are
-/// exact integers, scaled and accumulated block after block with separate multiplies and
-/// adds (no FMA, which wasm does not have); four products share one vector of accumulators.
-#[target_feature(enable = "avx2,fma")]
-fn dot_q8_with_features<const W: usize, const R: usize>(
-    w: &[Q8WeightRow; W],
-    x: &[ActRow; R],
-) -> [[f32; R]; W] {
-    let ones = _mm256_set1_epi16(1);
-    let mut out = [[0f32; R]; W];
-    let mut acc = [_mm_setzero_ps(); 4];
-    debug_assert!(W * R <= 16);
-    for b in 0..x[0].qs.len() {
-        let activations: [__m256i; R] = std::array::from_fn(|r| load_32(&x[r].qs[b]));
-        let mut sums = [[_mm256_setzero_si256(); R]; W];
-        for (i, sums) in sums.iter_mut().enumerate() {
-            let weights = load_32(&w[i].blocks[b].qs);
-            let magnitudes = _mm256_sign_epi8(weights, weights);
-            for (sum, &activations) in sums.iter_mut().zip(&activations) {
-                let signed = _mm256_sign_epi8(activations, weights);
-                *sum = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitudes, signed), ones);
-            }
-        }
-        if W * R == 1 {
-            let scale = w[0].blocks[b].scale * x[0].scales[b];
-            out[0][0] += scale * total(sums[0][0]) as f32;
-            continue;
-        }
-        for (group, acc) in acc.iter_mut().enumerate().take(tile::groups(W, R)) {
-            let totals = totals_of_four(std::array::from_fn(|lane| {
-                tile::product::<W, R>(group, lane)
-                    .map_or(_mm256_setzero_si256(), |(i, r)| sums[i][r])
-            }));
-            let [s0, s1, s2, s3] = tile::scales(w, x, b, group);
-            *acc = _mm_add_ps(
-                *acc,
-                _mm_mul_ps(_mm_cvtepi32_ps(totals), _mm_setr_ps(s0, s1, s2, s3)),
-            );
-        }
-    }
-    if W * R == 1 {
-        return out;
-    }
-    let lanes = acc.map(|v| {
-        let mut lanes = [0f32; 4];
-        // SAFETY: `lanes` is 16 writable bytes; `storeu` has no alignment requirement.
-        unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), v) };
-        lanes
-    });
-    tile::unpack(lanes)
 }
 
 /// `dot_scalar::dot_i8` with 32 products per `vpmaddubsw` (signed × signed through |a| times

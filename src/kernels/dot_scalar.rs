@@ -3,7 +3,31 @@
 
 use super::activations::ActRow;
 use super::q4::WeightRow;
-use super::q8::Q8WeightRow;
+use super::q8::{Q8PanelBlock, PANEL};
+use super::BLOCK;
+
+/// One block of activations to 8 bits: scale `d` = largest magnitude / 127, each value
+/// `v / d` rounded half to even (as ggml's AVX code rounds, and one SIMD instruction does),
+/// widened to 16 bits too; returns `d` and the sum of the quantized values.
+pub(crate) fn quantize_block(
+    block: &[f32; BLOCK],
+    q: &mut [i8; BLOCK],
+    wide: &mut [i16; BLOCK],
+) -> (f32, i32) {
+    // The largest magnitude as the largest bit pattern of |v|: for non-negative floats the
+    // two orders agree, and an integer max vectorizes everywhere, where `f32::max` is a
+    // libm call in wasm (its `f32.max` treats NaN differently).
+    let amax = f32::from_bits(block.iter().map(|v| v.abs().to_bits()).max().unwrap_or(0));
+    let d = amax / 127.0;
+    let inverse = if d > 0.0 { 1.0 / d } else { 0.0 };
+    let mut total = 0i32;
+    for ((q, wide), v) in q.iter_mut().zip(wide.iter_mut()).zip(block) {
+        *q = (v * inverse).round_ties_even() as i8;
+        *wide = *q as i16;
+        total += *q as i32;
+    }
+    (d, total)
+}
 
 pub(crate) fn dot_q4<const W: usize, const R: usize, const HAS_MIN: bool>(
     w: &[WeightRow; W],
@@ -32,21 +56,18 @@ pub(crate) fn dot_q4<const W: usize, const R: usize, const HAS_MIN: bool>(
 /// sum of the 32 products, times (weight scale × activation scale), added to the running
 /// sum, block after block. Integer sums are exact in any order, and this leaves the float
 /// steps one order, so the int8 embedder gives the same vectors natively and in wasm.
-pub(crate) fn dot_q8<const W: usize, const R: usize>(
-    w: &[Q8WeightRow; W],
-    x: &[ActRow; R],
-) -> [[f32; R]; W] {
-    let mut out = [[0f32; R]; W];
-    for (w, out) in w.iter().zip(&mut out) {
-        for (b, block) in w.blocks.iter().enumerate() {
-            for (acc, x) in out.iter_mut().zip(x) {
-                let s: i32 = block
-                    .qs
+/// `out[r][lane]` is the panel's row `lane` · `x[r]`.
+pub(crate) fn dot_q8<const R: usize>(panel: &[Q8PanelBlock], x: &[ActRow; R]) -> [[f32; PANEL]; R] {
+    let mut out = [[0f32; PANEL]; R];
+    for (b, block) in panel.iter().enumerate() {
+        for (out, x) in out.iter_mut().zip(x) {
+            for (lane, acc) in out.iter_mut().enumerate() {
+                let s: i32 = x.qs[b]
                     .iter()
-                    .zip(&x.qs[b])
-                    .map(|(&a, &b)| a as i32 * b as i32)
+                    .enumerate()
+                    .map(|(c, &a)| block.weight(lane, c) as i32 * a as i32)
                     .sum();
-                *acc += block.scale * x.scales[b] * s as f32;
+                *acc += block.scales[lane] * x.scales[b] * s as f32;
             }
         }
     }

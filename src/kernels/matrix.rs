@@ -9,14 +9,26 @@ use super::BLOCK;
 
 /// A weight matrix in one of our layouts, rows of `row_blocks()` blocks of 32 values.
 pub(crate) trait BlockRows: Send + Sync {
+    /// Weight rows one call of [`BlockRows::products`] covers; divides 64 (the decode chunk).
+    const STEP: usize;
+    /// Activation rows per prefill tile: as many as the kernel's accumulators leave
+    /// registers for.
+    const TILE_ROWS: usize;
     /// The GGUF dtype it was read from (what candle reports).
     fn dtype(&self) -> GgmlDType;
     fn rows(&self) -> usize;
     fn row_blocks(&self) -> usize;
-    /// The `W × R` dot products of weight rows `first..first + W` with `x`: a tile, so each
-    /// block is loaded and unpacked once for several products and the accumulators form
-    /// independent dependency chains.
-    fn dot<const W: usize, const R: usize>(&self, first: usize, x: &[ActRow; R]) -> [[f32; R]; W];
+    /// The products of weight rows `first..first + STEP` (fewer at the matrix's end;
+    /// `first` a multiple of `STEP`) with each of `x`: row `first + i` · `x[r]` into
+    /// `out[r * stride + i]`. A tile, so each weight block is loaded and unpacked once for
+    /// several products and the accumulators form independent dependency chains.
+    fn products<const R: usize>(
+        &self,
+        first: usize,
+        x: &[ActRow; R],
+        out: &mut [f32],
+        stride: usize,
+    );
     /// Row `j` as floats into `out`.
     fn dequantize_row(&self, j: usize, out: &mut [f32]);
 }
@@ -84,6 +96,7 @@ impl<M: BlockRows> Relaid<M> {
             );
         }
         let x = Q8Rows::quantize(lhs, k);
+        const { assert!(64 % M::STEP == 0 && M::TILE_ROWS <= 4) };
         if m == 1 {
             // Decode: one activation row against every weight row, row after row, so the
             // weights stream through memory in order (a whole model is read from DRAM at
@@ -93,22 +106,27 @@ impl<M: BlockRows> Relaid<M> {
             // four rows at a time), in chunks split across threads.
             let x = [x.row(0)];
             for_each_chunk(&mut dst[..n], 64, n * k, |first, out| {
-                for (i, out) in out.iter_mut().enumerate() {
-                    *out = w.dot::<1, 1>(first + i, &x)[0][0];
+                for i in (0..out.len()).step_by(M::STEP) {
+                    w.products::<1>(first + i, &x, &mut out[i..], 0);
                 }
             });
         } else {
-            // Prefill: tiles of four activation rows, so each weight block is unpacked once
-            // per four rows; every tile writes four whole rows of `dst`.
-            for_each_chunk(&mut dst[..m * n], 4 * n, m * n * k, |first, out| {
-                let first_row = first / n;
-                match out.len() / n {
-                    4 => self.tile::<4>(&x, first_row, out),
-                    3 => self.tile::<3>(&x, first_row, out),
-                    2 => self.tile::<2>(&x, first_row, out),
-                    _ => self.tile::<1>(&x, first_row, out),
-                }
-            });
+            // Prefill: tiles of `TILE_ROWS` activation rows, so each weight block is
+            // unpacked once per tile; every tile writes whole rows of `dst`.
+            for_each_chunk(
+                &mut dst[..m * n],
+                M::TILE_ROWS * n,
+                m * n * k,
+                |first, out| {
+                    let first_row = first / n;
+                    match out.len() / n {
+                        4 => self.tile::<4>(&x, first_row, out),
+                        3 => self.tile::<3>(&x, first_row, out),
+                        2 => self.tile::<2>(&x, first_row, out),
+                        _ => self.tile::<1>(&x, first_row, out),
+                    }
+                },
+            );
         }
         Ok(())
     }
@@ -116,19 +134,8 @@ impl<M: BlockRows> Relaid<M> {
     fn tile<const R: usize>(&self, x: &Q8Rows, first_row: usize, out: &mut [f32]) {
         let n = self.0.rows();
         let rows: [ActRow; R] = std::array::from_fn(|r| x.row(first_row + r));
-        let mut store = |j: usize, values: [f32; R]| {
-            for (r, value) in values.into_iter().enumerate() {
-                out[r * n + j] = value;
-            }
-        };
-        // Two weight rows by R activation rows per step: 2R accumulators fit in registers.
-        for j in (0..n / 2 * 2).step_by(2) {
-            let [a, b] = self.0.dot::<2, R>(j, &rows);
-            store(j, a);
-            store(j + 1, b);
-        }
-        if n % 2 == 1 {
-            store(n - 1, self.0.dot::<1, R>(n - 1, &rows)[0]);
+        for j in (0..n).step_by(M::STEP) {
+            self.0.products::<R>(j, &rows, &mut out[j..], n);
         }
     }
 }

@@ -118,7 +118,8 @@ pub fn dot_f32_i8(query: &[f32], values: &[i8]) -> f32 {
 mod backend {
     use super::activations::ActRow;
     use super::q4::WeightRow;
-    use super::q8::Q8WeightRow;
+    use super::q8::{Q8PanelBlock, PANEL};
+    use super::BLOCK;
 
     #[inline(always)]
     pub(crate) fn dot_q4<const W: usize, const R: usize, const HAS_MIN: bool>(
@@ -139,23 +140,37 @@ mod backend {
         super::dot_scalar::dot_q4::<W, R, HAS_MIN>(w, x)
     }
 
+    /// Activations are quantized in wasm's SIMD (LLVM leaves that loop scalar there, where
+    /// it was a tenth of MiniLM's matmul time); natively the portable loop vectorizes.
     #[inline(always)]
-    pub(crate) fn dot_q8<const W: usize, const R: usize>(
-        w: &[Q8WeightRow; W],
+    pub(crate) fn quantize_block(
+        block: &[f32; BLOCK],
+        q: &mut [i8; BLOCK],
+        wide: &mut [i16; BLOCK],
+    ) -> (f32, i32) {
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        return super::dot_simd128::quantize_block(block, q, wide);
+        #[allow(unreachable_code)]
+        super::dot_scalar::quantize_block(block, q, wide)
+    }
+
+    #[inline(always)]
+    pub(crate) fn dot_q8<const R: usize>(
+        panel: &[Q8PanelBlock],
         x: &[ActRow; R],
-    ) -> [[f32; R]; W] {
+    ) -> [[f32; PANEL]; R] {
         #[cfg(all(
             target_arch = "x86_64",
             target_feature = "avx2",
             target_feature = "fma"
         ))]
         if super::simd_enabled() {
-            return super::dot_avx2::dot_q8::<W, R>(w, x);
+            return super::dot_avx2::dot_q8::<R>(panel, x);
         }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        return super::dot_simd128::dot_q8::<W, R>(w, x);
+        return super::dot_simd128::dot_q8::<R>(panel, x);
         #[allow(unreachable_code)]
-        super::dot_scalar::dot_q8::<W, R>(w, x)
+        super::dot_scalar::dot_q8::<R>(panel, x)
     }
 }
 

@@ -77,6 +77,16 @@ impl Q4Matrix {
         self.row(j)
     }
 
+    /// The `W × R` dot products of weight rows `first..first + W` with `x`.
+    fn dot<const W: usize, const R: usize>(&self, first: usize, x: &[ActRow; R]) -> [[f32; R]; W] {
+        let rows: [WeightRow; W] = std::array::from_fn(|i| self.row(first + i));
+        if self.mins.is_empty() {
+            backend::dot_q4::<W, R, false>(&rows, x)
+        } else {
+            backend::dot_q4::<W, R, true>(&rows, x)
+        }
+    }
+
     fn row(&self, j: usize) -> WeightRow<'_> {
         let blocks = j * self.row_blocks..(j + 1) * self.row_blocks;
         WeightRow {
@@ -92,6 +102,9 @@ impl Q4Matrix {
 }
 
 impl BlockRows for Q4Matrix {
+    const STEP: usize = 2;
+    const TILE_ROWS: usize = 4;
+
     fn dtype(&self) -> GgmlDType {
         self.dtype
     }
@@ -104,12 +117,25 @@ impl BlockRows for Q4Matrix {
         self.row_blocks
     }
 
-    fn dot<const W: usize, const R: usize>(&self, first: usize, x: &[ActRow; R]) -> [[f32; R]; W] {
-        let rows: [WeightRow; W] = std::array::from_fn(|i| self.row(first + i));
-        if self.mins.is_empty() {
-            backend::dot_q4::<W, R, false>(&rows, x)
+    fn products<const R: usize>(
+        &self,
+        first: usize,
+        x: &[ActRow; R],
+        out: &mut [f32],
+        stride: usize,
+    ) {
+        // Two weight rows by R activation rows: 2R accumulators fit in registers.
+        let mut store = |i: usize, values: [f32; R]| {
+            for (r, value) in values.into_iter().enumerate() {
+                out[r * stride + i] = value;
+            }
+        };
+        if first + 1 < self.rows() {
+            let [a, b] = self.dot::<2, R>(first, x);
+            store(0, a);
+            store(1, b);
         } else {
-            backend::dot_q4::<W, R, true>(&rows, x)
+            store(0, self.dot::<1, R>(first, x)[0]);
         }
     }
 
