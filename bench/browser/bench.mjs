@@ -27,7 +27,7 @@ import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { startServer } from './server.mjs';
 import { startMemorySampler } from './procmem.mjs';
-import { benchOrt, checkOrtSetup, oursPerSentence, renderOrtTable, tokenizeSentences } from './ort-peer.mjs';
+import { benchOrt, checkOrtSetup, openOrt, oursPerSentence, renderOrtTable, tokenizeSentences } from './ort-peer.mjs';
 import { TAGLINE_DEFAULTS, TAGLINE_LIMITS } from '../../www/protocol.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -325,23 +325,33 @@ async function benchAsk(page, pageProblems, count) {
   };
 }
 
-// Our query embedding timed as onnxruntime-web's is (ort-peer.mjs): every sentence once to
-// warm up, then `rounds` passes over them back to back, each a search-only query (Generate,
-// then Stop at once: the worker embeds and searches before it reads the cancel). The page's
-// own embed_ms per sentence. The samples taken during the run above follow a generation
-// each, which has just streamed the generator's weights through the caches.
-async function benchEmbedRounds(page, pageProblems, sentences, rounds) {
+// Our query embedding and onnxruntime-web's, timed the same way and in the same minutes:
+// every sentence once to warm up (ORT's warm-up is part of `openOrt`), then `rounds` times
+// a pass of ours over all of them and a pass of ORT's. Ours are search-only queries
+// (Generate, then Stop at once: the worker embeds and searches before it reads the cancel),
+// each giving the page's own embed_ms. The samples taken during the run above follow a
+// generation each, which has just streamed the generator's weights through the caches.
+// Returns our times per sentence and ORT's figures (ort-peer.mjs).
+async function benchEmbedRounds(page, pageProblems, tokenized, rounds) {
+  const sentences = tokenized.map((t) => t.text);
   await page.click('#tab-tagline');
   await page.waitForSelector('#idea', { state: 'visible', timeout: 30_000 });
-  say(`ours: warm-up + ${rounds} rounds × ${sentences.length} sentences of query embedding…`);
-  const times = Object.fromEntries(sentences.map((s) => [s, []]));
-  for (let round = 0; round <= rounds; round++) {
-    for (const idea of sentences) {
-      const q = await runQuery(page, pageProblems, { idea, mode: 'exact', maxTokens: 8, searchOnly: true });
-      if (round > 0) times[idea].push(q.embed_ms);
+  const ort = await openOrt({ tokenized, chromiumPath: CHROMIUM, chromiumArgs: CHROMIUM_ARGS, watchPage, say, BenchError });
+  try {
+    say(`ours and onnxruntime-web: warm-up, then ${rounds} alternating rounds × ${sentences.length} sentences…`);
+    const times = Object.fromEntries(sentences.map((s) => [s, []]));
+    for (let round = 0; round <= rounds; round++) {
+      for (const idea of sentences) {
+        const q = await runQuery(page, pageProblems, { idea, mode: 'exact', maxTokens: 8, searchOnly: true });
+        if (round > 0) times[idea].push(q.embed_ms);
+      }
+      if (round > 0) await ort.round();
     }
+    return { ours: times, ort: await ort.finish() };
+  } catch (error) {
+    await ort.close();
+    throw error;
   }
-  return times;
 }
 
 async function launchFreshProfile() {
@@ -358,7 +368,7 @@ async function launchFreshProfile() {
 
 // First load in a fresh profile (a new user-data-dir: real on-disk Cache API, like a first
 // visit), the queries, then a reload of the same profile (models come from the Cache API).
-async function benchOurs(opts, dist = opts.dist) {
+async function benchOurs(opts, dist = opts.dist, tokenized = null) {
   if (!fs.existsSync(path.join(dist, 'index.html'))) {
     throw new BenchError(`no built page at ${dist}/index.html (build it with trunk, or pass --dist)`);
   }
@@ -399,8 +409,6 @@ async function benchOurs(opts, dist = opts.dist) {
     memory.phase('ask');
     const ask = await benchAsk(page, pageProblems, opts.runs ?? QUESTIONS.length);
     const heapAfterQueries = await jsHeapUsed(page);
-    const embedRounds = opts.skipOrt ? null
-      : await benchEmbedRounds(page, pageProblems, [...new Set([...IDEAS, ...QUESTIONS])], opts.ortRounds);
 
     memory.phase('reload');
     say('ours: warm load (reload, same profile)…');
@@ -408,6 +416,9 @@ async function benchOurs(opts, dist = opts.dist) {
     await page.reload();
     const warmReady = await waitForReady(page, pageProblems);
     const warmTraffic = server.traffic.snapshot();
+    // The memory figures end here: ORT's browser, opened next, is a child of this process too.
+    const peakMemory = memory.stop();
+    const embedRounds = tokenized ? await benchEmbedRounds(page, pageProblems, tokenized, opts.ortRounds) : null;
 
     return {
       chromium: chromiumVersion,
@@ -419,11 +430,12 @@ async function benchOurs(opts, dist = opts.dist) {
         warnings: warmReady.data.warnings, traffic: warmTraffic },
       queries,
       ask,
-      embed_rounds: embedRounds,
+      embed_rounds: embedRounds?.ours ?? null,
+      ort: embedRounds?.ort ?? null,
       page_js_heap_bytes: heapAfterQueries,
       generator_bytes: fileSize(path.join(dist, GENERATOR_PART)),
       adapter: firstReady.data.generator ?? null,
-      memory: memory.stop(),
+      memory: peakMemory,
     };
   } finally {
     memory.stop();
@@ -692,7 +704,7 @@ async function main() {
   };
 
   if (!opts.skipOurs) {
-    results.ours = await benchOurs(opts);
+    results.ours = await benchOurs(opts, opts.dist, tokenized);
     results.env.chromium = results.ours.chromium;
     if (opts.compareAdapter) {
       const bare = await withoutAdapter(opts.dist);
@@ -705,10 +717,13 @@ async function main() {
     }
   }
   if (!opts.skipOrt) {
-    results.ort = await benchOrt({
+    // With our page, ORT ran in alternating rounds beside it (benchEmbedRounds); alone, here.
+    results.ort = results.ours?.ort ?? await benchOrt({
       tokenized, rounds: opts.ortRounds, chromiumPath: CHROMIUM, chromiumArgs: CHROMIUM_ARGS,
       watchPage, say, BenchError,
     });
+    results.ort_alternating = Boolean(results.ours?.ort);
+    if (results.ours) delete results.ours.ort;
     results.ort.token_ids = tokenized.map(({ text, input_ids }) => ({ text, input_ids }));
     results.ort_ours = results.ours?.embed_rounds ?? null;
     results.ort_ours_during_run = oursPerSentence(results.ours);

@@ -1,7 +1,9 @@
 // onnxruntime-web side of bench.mjs: MiniLM (int8 ONNX, made by
 // scripts/reference/minilm_onnx.py from the weights our engine uses) embedding the same
 // sentences as our page, from the same token ids, on ONE thread with the wasm execution
-// provider. bench.mjs calls window.runOrtBench(options) through playwright.
+// provider. bench.mjs drives it through playwright: window.ortOpen(options) loads and warms
+// up, window.ortRound() embeds every sentence once (called between our page's rounds, so
+// both engines are timed in the same minutes), window.ortClose() returns the figures.
 //
 // This one file plays both parts: on the page it only starts itself again as a module
 // worker and relays; in the worker it runs ORT. Our page embeds in a worker too, so both
@@ -10,17 +12,37 @@
 const ORT_DIR = './ort/'; // node_modules/onnxruntime-web/dist, served by bench.mjs
 
 if (typeof window !== 'undefined') {
-  window.runOrtBench = (options) => new Promise((resolve, reject) => {
-    const worker = new Worker(import.meta.url, { type: 'module' });
-    const finish = (settle, value) => { worker.terminate(); settle(value); };
-    worker.onmessage = (e) => (e.data.error ? finish(reject, new Error(e.data.error)) : finish(resolve, e.data.result));
-    worker.onerror = (e) => finish(reject, new Error(`ORT worker failed to start: ${e.message || 'script error'}`));
-    worker.postMessage(options);
+  // One worker for the page's life, driven by messages `{ op, ... }` and answered in order:
+  // `open` (load the model, warm up), `round` (embed every sentence once), `close`.
+  let worker = null;
+  const pending = [];
+  const call = (message) => new Promise((resolve, reject) => {
+    if (!worker) {
+      worker = new Worker(import.meta.url, { type: 'module' });
+      worker.onmessage = (e) => {
+        const { resolve, reject } = pending.shift();
+        if (e.data.error) reject(new Error(e.data.error));
+        else resolve(e.data.result);
+      };
+      worker.onerror = (e) => {
+        for (const p of pending.splice(0)) p.reject(new Error(`ORT worker failed: ${e.message || 'script error'}`));
+      };
+    }
+    pending.push({ resolve, reject });
+    worker.postMessage(message);
   });
+  window.ortOpen = (options) => call({ op: 'open', ...options });
+  window.ortRound = () => call({ op: 'round' });
+  window.ortClose = async () => {
+    const result = await call({ op: 'close' });
+    worker.terminate();
+    worker = null;
+    return result;
+  };
 } else {
   self.onmessage = async (e) => {
     try {
-      self.postMessage({ result: await runInWorker(e.data) });
+      self.postMessage({ result: await OPS[e.data.op](e.data) });
     } catch (error) {
       self.postMessage({ error: String(error?.stack ?? error?.message ?? error) });
     }
@@ -70,44 +92,34 @@ function median(values) {
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 }
 
-async function runInWorker({ modelUrl, sentences, rounds }) {
-  const ort = await import(`${ORT_DIR}ort.wasm.min.mjs`); // the wasm EP only
-  ort.env.wasm.numThreads = 1; // our wasm has no threads; no pthread pool is created at 1
-  ort.env.wasm.proxy = false;
-  ort.env.wasm.wasmPaths = new URL(ORT_DIR, import.meta.url).href;
+// The worker's state between messages.
+const state = { ort: null, session: null, sentences: [], times: [], vectors: [], info: null };
 
-  const t0 = performance.now();
-  const response = await fetch(modelUrl);
-  if (!response.ok) throw new Error(`cannot fetch ${modelUrl}: HTTP ${response.status}`);
-  const model = new Uint8Array(await response.arrayBuffer());
-  const fetchedMs = performance.now() - t0;
-  // The first session also starts the wasm runtime (ORT picks its build here).
-  const session = await ort.InferenceSession.create(model, {
-    executionProviders: ['wasm'],
-    graphOptimizationLevel: 'all',
-    intraOpNumThreads: 1,
-    interOpNumThreads: 1,
-  });
-  const loadMs = performance.now() - t0;
+const OPS = {
+  async open({ modelUrl, sentences }) {
+    const ort = await import(`${ORT_DIR}ort.wasm.min.mjs`); // the wasm EP only
+    ort.env.wasm.numThreads = 1; // our wasm has no threads; no pthread pool is created at 1
+    ort.env.wasm.proxy = false;
+    ort.env.wasm.wasmPaths = new URL(ORT_DIR, import.meta.url).href;
 
-  try {
+    const t0 = performance.now();
+    const response = await fetch(modelUrl);
+    if (!response.ok) throw new Error(`cannot fetch ${modelUrl}: HTTP ${response.status}`);
+    const model = new Uint8Array(await response.arrayBuffer());
+    const fetchedMs = performance.now() - t0;
+    // The first session also starts the wasm runtime (ORT picks its build here).
+    const session = await ort.InferenceSession.create(model, {
+      executionProviders: ['wasm'],
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+    });
+    const loadMs = performance.now() - t0;
+    Object.assign(state, { ort, session, sentences, times: sentences.map(() => []), vectors: [] });
     // One pass over every sentence first: V8's tiers and ORT's first-run allocations for
     // each sequence length are not what a query costs on a warm page.
     for (const s of sentences) await embedOnce(ort, session, s);
-    const times = sentences.map(() => []);
-    let vectors = [];
-    for (let r = 0; r < rounds; r++) {
-      vectors = [];
-      for (const [i, s] of sentences.entries()) {
-        const { ms, vector } = await embedOnce(ort, session, s);
-        times[i].push(ms);
-        vectors.push(Array.from(vector));
-      }
-    }
-    const perSentence = sentences.map((s, i) => ({
-      text: s.text, tokens: s.input_ids.length, median_ms: median(times[i]), runs_ms: times[i],
-    }));
-    return {
+    state.info = {
       ort_version: ort.env.versions?.web ?? null,
       num_threads: ort.env.wasm.numThreads,
       // Without cross-origin isolation there is no SharedArrayBuffer: ORT cannot start
@@ -118,14 +130,36 @@ async function runInWorker({ modelUrl, sentences, rounds }) {
       model_bytes: model.byteLength,
       fetch_ms: fetchedMs,
       load_ms: loadMs, // fetch + wasm start + session creation (graph optimization)
-      rounds,
+    };
+    return state.info;
+  },
+
+  // Every sentence once; the times in ms, in order.
+  async round() {
+    state.vectors = [];
+    const times = [];
+    for (const [i, s] of state.sentences.entries()) {
+      const { ms, vector } = await embedOnce(state.ort, state.session, s);
+      state.times[i].push(ms);
+      times.push(ms);
+      state.vectors.push(Array.from(vector));
+    }
+    return times;
+  },
+
+  async close() {
+    const perSentence = state.sentences.map((s, i) => ({
+      text: s.text, tokens: s.input_ids.length, median_ms: median(state.times[i]), runs_ms: state.times[i],
+    }));
+    await state.session?.release().catch(() => {});
+    return {
+      ...state.info,
+      rounds: state.times[0]?.length ?? 0,
       sentences: perSentence,
       median_ms: median(perSentence.map((s) => s.median_ms)),
-      vectors, // the last round's, for bench.mjs to check against sentence-transformers
+      vectors: state.vectors, // the last round's, for bench.mjs to check against sentence-transformers
       wasm_resources: performance.getEntriesByType('resource')
         .map((r) => r.name).filter((n) => /\.wasm(\?|$)/.test(n)),
     };
-  } finally {
-    await session.release().catch(() => {});
-  }
-}
+  },
+};

@@ -56,9 +56,11 @@ export function tokenizeSentences(sentences, BenchError) {
 
 const cosine = (a, b) => a.reduce((sum, x, i) => sum + x * b[i], 0);
 
-// ORT-web in a fresh browser: the model fetched from our server, a warm-up pass, `rounds`
-// timed passes over the sentences. Returns ort-bench.js's numbers plus what the server saw.
-export async function benchOrt({ tokenized, rounds, chromiumPath, chromiumArgs, watchPage, say, BenchError }) {
+// ORT-web in a fresh browser of its own: the model fetched from our server and a warm-up
+// pass, then `round()` embeds every sentence once (bench.mjs calls it between our page's
+// rounds) and `finish()` returns ort-bench.js's numbers plus what the server saw, checks
+// the vectors against sentence-transformers', and closes the browser.
+export async function openOrt({ tokenized, chromiumPath, chromiumArgs, watchPage, say, BenchError }) {
   const server = await startServer([
     ['/ort.html', path.join(HERE, 'ort.html')],
     ['/ort-bench.js', path.join(HERE, 'ort-bench.js')],
@@ -66,44 +68,64 @@ export async function benchOrt({ tokenized, rounds, chromiumPath, chromiumArgs, 
     ['/models/minilm-int8.onnx', ORT_MODEL],
   ]);
   const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs });
+  const close = async () => {
+    await browser.close().catch(() => {});
+    await server.close();
+  };
   try {
     const page = await browser.newPage();
     const pageProblems = watchPage(page, 'onnxruntime-web');
     await page.goto(`${server.origin}/ort.html`);
-    await page.waitForFunction(() => typeof window.runOrtBench === 'function', null, { timeout: 60_000 })
+    await page.waitForFunction(() => typeof window.ortOpen === 'function', null, { timeout: 60_000 })
       .catch(() => { throw new BenchError(`onnxruntime-web page did not start${pageProblems()}`); });
-    say(`onnxruntime-web: load + warm-up + ${rounds} rounds × ${tokenized.length} sentences…`);
+    say(`onnxruntime-web: load + warm-up over ${tokenized.length} sentences…`);
     const sentences = tokenized.map(({ text, input_ids, attention_mask, token_type_ids }) =>
       ({ text, input_ids, attention_mask, token_type_ids }));
     page.setDefaultTimeout(RUN_TIMEOUT_MS);
-    const result = await page.evaluate((args) => window.runOrtBench(args), {
-      modelUrl: './models/minilm-int8.onnx', sentences, rounds,
-    }).catch((e) => { throw new BenchError(`onnxruntime-web failed: ${e.message}${pageProblems()}`); });
-
-    if (result.num_threads !== 1) throw new BenchError(`onnxruntime-web ran on ${result.num_threads} threads, not 1`);
-    const { vectors, ...rest } = result;
-    const cosines = vectors.map((v, i) => cosine(v, tokenized[i].reference));
-    const worst = Math.min(...cosines);
-    if (!(worst >= MIN_COSINE)) {
-      throw new BenchError(`onnxruntime-web's vectors are off: cosine ${worst.toFixed(4)} to sentence-transformers' (< ${MIN_COSINE})`);
-    }
-    // Which runtime build ORT picked, from what our server sent (the worker's resource
-    // timing says the same; both are kept).
-    const traffic = server.traffic.snapshot();
-    const wasmFiles = Object.keys(traffic.paths).filter((p) => p.endsWith('.wasm')).map((p) => path.basename(p));
-    return {
-      ...rest,
-      chromium: browser.version(),
-      wasm_files: wasmFiles,
-      wasm_bytes: wasmFiles.map((f) => fs.statSync(path.join(ORT_PKG, 'dist', f)).size),
-      cosines,
-      min_cosine: worst,
-      traffic,
+    const failed = (e) => new BenchError(`onnxruntime-web failed: ${e.message}${pageProblems()}`);
+    await page.evaluate((args) => window.ortOpen(args), { modelUrl: './models/minilm-int8.onnx', sentences })
+      .catch((e) => { throw failed(e); });
+    const round = () => page.evaluate(() => window.ortRound()).catch((e) => { throw failed(e); });
+    const finish = async () => {
+      try {
+        const result = await page.evaluate(() => window.ortClose()).catch((e) => { throw failed(e); });
+        if (result.num_threads !== 1) throw new BenchError(`onnxruntime-web ran on ${result.num_threads} threads, not 1`);
+        const { vectors, ...rest } = result;
+        const cosines = vectors.map((v, i) => cosine(v, tokenized[i].reference));
+        const worst = Math.min(...cosines);
+        if (!(worst >= MIN_COSINE)) {
+          throw new BenchError(`onnxruntime-web's vectors are off: cosine ${worst.toFixed(4)} to sentence-transformers' (< ${MIN_COSINE})`);
+        }
+        // Which runtime build ORT picked, from what our server sent (the worker's resource
+        // timing says the same; both are kept).
+        const traffic = server.traffic.snapshot();
+        const wasmFiles = Object.keys(traffic.paths).filter((p) => p.endsWith('.wasm')).map((p) => path.basename(p));
+        return {
+          ...rest,
+          chromium: browser.version(),
+          wasm_files: wasmFiles,
+          wasm_bytes: wasmFiles.map((f) => fs.statSync(path.join(ORT_PKG, 'dist', f)).size),
+          cosines,
+          min_cosine: worst,
+          traffic,
+        };
+      } finally {
+        await close();
+      }
     };
-  } finally {
-    await browser.close().catch(() => {});
-    await server.close();
+    return { round, finish, close };
+  } catch (error) {
+    await close();
+    throw error;
   }
+}
+
+// ORT-web alone (bench.mjs --skip-ours): `rounds` rounds back to back.
+export async function benchOrt({ rounds, ...options }) {
+  const ort = await openOrt(options);
+  options.say(`onnxruntime-web: ${rounds} rounds…`);
+  for (let r = 0; r < rounds; r++) await ort.round();
+  return ort.finish();
 }
 
 // Our page's embed_ms per sentence, from bench.mjs's results: every embedding the page did
@@ -180,7 +202,9 @@ export function renderOrtTable(results) {
         ? 'Ours: not run (--skip-ours).'
         : c.rounds
           ? 'Ours: the page\'s own embed_ms (tokenization + int8 embedding in its worker), timed the same ' +
-            `way: a warm-up pass, then the median of ${runs[0]} rounds, each a search-only query in the page. ` +
+            `way, each a search-only query in the page: a warm-up pass, then the median of ${runs[0]} rounds ` +
+            `(${results.ort_alternating ? 'alternating with ORT\'s: a pass of ours over the sentences, then one of ' +
+              'ORT\'s, in the same minutes' : 'all of ours, then all of ORT\'s'}). ` +
             'Beside it, the median of the embeddings the run above did between generations (each just after ' +
             'the generator\'s weights went through the caches).'
           : 'Ours: the page\'s own embed_ms (tokenization + int8 embedding in its worker), median of its ' +
