@@ -348,9 +348,8 @@ async function benchEmbedRounds(page, pageProblems, tokenized, rounds) {
       if (round > 0) await ort.round();
     }
     return { ours: times, ort: await ort.finish() };
-  } catch (error) {
+  } finally {
     await ort.close();
-    throw error;
   }
 }
 

@@ -68,7 +68,11 @@ export async function openOrt({ tokenized, chromiumPath, chromiumArgs, watchPage
     ['/models/minilm-int8.onnx', ORT_MODEL],
   ]);
   const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs });
+  // Once, whichever of finish() and the caller's clean-up gets there first.
+  let closed = false;
   const close = async () => {
+    if (closed) return;
+    closed = true;
     await browser.close().catch(() => {});
     await server.close();
   };
@@ -123,9 +127,13 @@ export async function openOrt({ tokenized, chromiumPath, chromiumArgs, watchPage
 // ORT-web alone (bench.mjs --skip-ours): `rounds` rounds back to back.
 export async function benchOrt({ rounds, ...options }) {
   const ort = await openOrt(options);
-  options.say(`onnxruntime-web: ${rounds} rounds…`);
-  for (let r = 0; r < rounds; r++) await ort.round();
-  return ort.finish();
+  try {
+    options.say(`onnxruntime-web: ${rounds} rounds…`);
+    for (let r = 0; r < rounds; r++) await ort.round();
+    return await ort.finish();
+  } finally {
+    await ort.close();
+  }
 }
 
 // Our page's embed_ms per sentence, from bench.mjs's results: every embedding the page did
