@@ -12,8 +12,9 @@
 // part (the manifest edited in a copy), as the page was before it had one, side by side.
 // Each query also runs once as Best (beam search), timed to its first text.
 // The onnxruntime-web section (ort-peer.mjs; needs scripts/bench-setup, --skip-ort skips it)
-// embeds the ideas and questions our page embedded, from the same token ids, and prints a
-// second table: our page's embed_ms beside ORT-web's per sentence, and their ratio.
+// runs after the page's: the ideas and questions the page embedded, from the same token ids,
+// by ORT-web and by our page's own worker side by side (--ort-rounds rounds, in turn), and
+// prints a second table: both per sentence, their ratio, and the page's own embed_ms.
 // Prints a markdown table; --json writes every raw number. Files are served by a small
 // HTTP server in this process (127.0.0.1, random port), which also counts the bytes each
 // page load transfers. Memory is the Chromium process tree's RSS/PSS read from /proc.
@@ -27,7 +28,7 @@ import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { startServer } from './server.mjs';
 import { startMemorySampler } from './procmem.mjs';
-import { benchOrt, checkOrtSetup, openOrt, oursPerSentence, renderOrtTable, tokenizeSentences } from './ort-peer.mjs';
+import { benchEmbedders, checkOrtSetup, oursPerSentence, renderOrtTable, tokenizeSentences } from './ort-peer.mjs';
 import { TAGLINE_DEFAULTS, TAGLINE_LIMITS } from '../../www/protocol.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -325,34 +326,6 @@ async function benchAsk(page, pageProblems, count) {
   };
 }
 
-// Our query embedding and onnxruntime-web's, timed the same way and in the same minutes:
-// every sentence once to warm up (ORT's warm-up is part of `openOrt`), then `rounds` times
-// a pass of ours over all of them and a pass of ORT's. Ours are search-only queries
-// (Generate, then Stop at once: the worker embeds and searches before it reads the cancel),
-// each giving the page's own embed_ms. The samples taken during the run above follow a
-// generation each, which has just streamed the generator's weights through the caches.
-// Returns our times per sentence and ORT's figures (ort-peer.mjs).
-async function benchEmbedRounds(page, pageProblems, tokenized, rounds) {
-  const sentences = tokenized.map((t) => t.text);
-  await page.click('#tab-tagline');
-  await page.waitForSelector('#idea', { state: 'visible', timeout: 30_000 });
-  const ort = await openOrt({ tokenized, chromiumPath: CHROMIUM, chromiumArgs: CHROMIUM_ARGS, watchPage, say, BenchError });
-  try {
-    say(`ours and onnxruntime-web: warm-up, then ${rounds} alternating rounds × ${sentences.length} sentences…`);
-    const times = Object.fromEntries(sentences.map((s) => [s, []]));
-    for (let round = 0; round <= rounds; round++) {
-      for (const idea of sentences) {
-        const q = await runQuery(page, pageProblems, { idea, mode: 'exact', maxTokens: 8, searchOnly: true });
-        if (round > 0) times[idea].push(q.embed_ms);
-      }
-      if (round > 0) await ort.round();
-    }
-    return { ours: times, ort: await ort.finish() };
-  } finally {
-    await ort.close();
-  }
-}
-
 async function launchFreshProfile() {
   const profile = await fsp.mkdtemp(path.join(os.tmpdir(), 'marquee-bench-profile-'));
   const context = await chromium.launchPersistentContext(profile, {
@@ -367,7 +340,7 @@ async function launchFreshProfile() {
 
 // First load in a fresh profile (a new user-data-dir: real on-disk Cache API, like a first
 // visit), the queries, then a reload of the same profile (models come from the Cache API).
-async function benchOurs(opts, dist = opts.dist, tokenized = null) {
+async function benchOurs(opts, dist = opts.dist) {
   if (!fs.existsSync(path.join(dist, 'index.html'))) {
     throw new BenchError(`no built page at ${dist}/index.html (build it with trunk, or pass --dist)`);
   }
@@ -417,7 +390,6 @@ async function benchOurs(opts, dist = opts.dist, tokenized = null) {
     const warmTraffic = server.traffic.snapshot();
     // The memory figures end here: ORT's browser, opened next, is a child of this process too.
     const peakMemory = memory.stop();
-    const embedRounds = tokenized ? await benchEmbedRounds(page, pageProblems, tokenized, opts.ortRounds) : null;
 
     return {
       chromium: chromiumVersion,
@@ -429,8 +401,6 @@ async function benchOurs(opts, dist = opts.dist, tokenized = null) {
         warnings: warmReady.data.warnings, traffic: warmTraffic },
       queries,
       ask,
-      embed_rounds: embedRounds?.ours ?? null,
-      ort: embedRounds?.ort ?? null,
       page_js_heap_bytes: heapAfterQueries,
       generator_bytes: fileSize(path.join(dist, GENERATOR_PART)),
       adapter: firstReady.data.generator ?? null,
@@ -691,11 +661,13 @@ async function main() {
     },
     ours: null,
     wllama: null,
-    // ORT-web's figures (ort-peer.mjs); ort_ours: our page's embed_ms per sentence, timed in
-    // rounds as ORT's are; ort_ours_during_run: the embeddings the run above did anyway.
+    // ORT-web's figures (ort-peer.mjs); ort_ours: our page's worker's embed_ms per sentence,
+    // timed beside ORT's in turn; ort_ours_in_page: the page's own, from the run above.
     ort: null,
+    ort_harness: null,
     ort_ours: null,
-    ort_ours_during_run: null,
+    ort_ours_load: null,
+    ort_ours_in_page: null,
     wasm: {
       ours: wasmSize(ourWasm(opts.dist)),
       wllama: wasmSize(path.join(WLLAMA_PKG, 'esm/wasm/wllama.wasm')),
@@ -703,7 +675,7 @@ async function main() {
   };
 
   if (!opts.skipOurs) {
-    results.ours = await benchOurs(opts, opts.dist, tokenized);
+    results.ours = await benchOurs(opts, opts.dist);
     results.env.chromium = results.ours.chromium;
     if (opts.compareAdapter) {
       const bare = await withoutAdapter(opts.dist);
@@ -716,16 +688,18 @@ async function main() {
     }
   }
   if (!opts.skipOrt) {
-    // With our page, ORT ran in alternating rounds beside it (benchEmbedRounds); alone, here.
-    results.ort = results.ours?.ort ?? await benchOrt({
-      tokenized, rounds: opts.ortRounds, chromiumPath: CHROMIUM, chromiumArgs: CHROMIUM_ARGS,
-      watchPage, say, BenchError,
+    // After our page's run (its browser closed, its memory figures taken): our engine and
+    // ORT's side by side in one browser of their own (ort-peer.mjs).
+    const embedders = await benchEmbedders({
+      tokenized, dist: opts.skipOurs ? null : opts.dist, rounds: opts.ortRounds,
+      chromiumPath: CHROMIUM, chromiumArgs: CHROMIUM_ARGS, watchPage, say, BenchError,
     });
-    results.ort_alternating = Boolean(results.ours?.ort);
-    if (results.ours) delete results.ours.ort;
+    results.ort = embedders.ort;
     results.ort.token_ids = tokenized.map(({ text, input_ids }) => ({ text, input_ids }));
-    results.ort_ours = results.ours?.embed_rounds ?? null;
-    results.ort_ours_during_run = oursPerSentence(results.ours);
+    results.ort_harness = 'workers';
+    results.ort_ours = embedders.ours;
+    results.ort_ours_load = embedders.ours_load;
+    results.ort_ours_in_page = results.ours ? oursPerSentence(results.ours) : null;
     results.env.chromium ??= results.ort.chromium;
   }
   if (!opts.skipWllama) {

@@ -1,9 +1,10 @@
 // onnxruntime-web side of bench.mjs: MiniLM (int8 ONNX, made by
 // scripts/reference/minilm_onnx.py from the weights our engine uses) embedding the same
 // sentences as our page, from the same token ids, on ONE thread with the wasm execution
-// provider. bench.mjs drives it through playwright: window.ortOpen(options) loads and warms
-// up, window.ortRound() embeds every sentence once (called between our page's rounds, so
-// both engines are timed in the same minutes), window.ortClose() returns the figures.
+// provider. bench.mjs drives it through playwright (embedders.html): window.ortOpen(options)
+// loads and warms up, window.ortOne(i) embeds sentence i once (called in turn with our
+// engine's ours-engine.js, so both are timed in the same minutes, each after the other's
+// query), window.ortClose() returns the figures.
 //
 // This one file plays both parts: on the page it only starts itself again as a module
 // worker and relays; in the worker it runs ORT. Our page embeds in a worker too, so both
@@ -13,7 +14,7 @@ const ORT_DIR = './ort/'; // node_modules/onnxruntime-web/dist, served by bench.
 
 if (typeof window !== 'undefined') {
   // One worker for the page's life, driven by messages `{ op, ... }` and answered in order:
-  // `open` (load the model, warm up), `round` (embed every sentence once), `close`.
+  // `open` (load the model, warm up), `one` (embed one sentence), `close`.
   let worker = null;
   const pending = [];
   const call = (message) => new Promise((resolve, reject) => {
@@ -32,7 +33,7 @@ if (typeof window !== 'undefined') {
     worker.postMessage(message);
   });
   window.ortOpen = (options) => call({ op: 'open', ...options });
-  window.ortRound = () => call({ op: 'round' });
+  window.ortOne = (index) => call({ op: 'one', index });
   window.ortClose = async () => {
     const result = await call({ op: 'close' });
     worker.terminate();
@@ -118,7 +119,7 @@ const OPS = {
     Object.assign(state, { ort, session, sentences, times: sentences.map(() => []), vectors: [] });
     // One pass over every sentence first: V8's tiers and ORT's first-run allocations for
     // each sequence length are not what a query costs on a warm page.
-    for (const s of sentences) await embedOnce(ort, session, s);
+    for (const s of sentences) state.vectors.push(Array.from((await embedOnce(ort, session, s)).vector));
     state.info = {
       ort_version: ort.env.versions?.web ?? null,
       num_threads: ort.env.wasm.numThreads,
@@ -134,17 +135,14 @@ const OPS = {
     return state.info;
   },
 
-  // Every sentence once; the times in ms, in order.
-  async round() {
-    state.vectors = [];
-    const times = [];
-    for (const [i, s] of state.sentences.entries()) {
-      const { ms, vector } = await embedOnce(state.ort, state.session, s);
-      state.times[i].push(ms);
-      times.push(ms);
-      state.vectors.push(Array.from(vector));
-    }
-    return times;
+  // Sentence `index` once, as a query arrives: alone, after whatever the caller did before.
+  async one({ index }) {
+    const s = state.sentences[index];
+    if (!s) throw new Error(`no sentence ${index}`);
+    const { ms, vector } = await embedOnce(state.ort, state.session, s);
+    state.times[index].push(ms);
+    state.vectors[index] = Array.from(vector); // the latest, for bench.mjs to check
+    return ms;
   },
 
   async close() {
@@ -157,7 +155,7 @@ const OPS = {
       rounds: state.times[0]?.length ?? 0,
       sentences: perSentence,
       median_ms: median(perSentence.map((s) => s.median_ms)),
-      vectors: state.vectors, // the last round's, for bench.mjs to check against sentence-transformers
+      vectors: state.vectors, // each sentence's latest, for bench.mjs to check against sentence-transformers
       wasm_resources: performance.getEntriesByType('resource')
         .map((r) => r.name).filter((n) => /\.wasm(\?|$)/.test(n)),
     };

@@ -1,8 +1,8 @@
 // onnxruntime-web as a peer for query embedding (bench.mjs's "query embedding beside
 // onnxruntime-web" section): the same sentences our page embeds, tokenized once here by the
 // same tokenizer (scripts/reference/minilm_onnx.py tokenize), embedded by ORT-web's wasm
-// build on one thread in the same Chromium (ort.html / ort-bench.js), and a table of our
-// page's embed_ms beside ORT's time per sentence. Kept apart from bench.mjs to keep that
+// build on one thread in the same Chromium, beside our page's own worker (embedders.html,
+// ort-bench.js, ours-engine.js), and a table of both times per sentence. Kept apart from bench.mjs to keep that
 // file readable; bench.mjs passes in what it shares (browser settings, error class, logging).
 
 import { chromium } from 'playwright-core';
@@ -56,83 +56,89 @@ export function tokenizeSentences(sentences, BenchError) {
 
 const cosine = (a, b) => a.reduce((sum, x, i) => sum + x * b[i], 0);
 
-// ORT-web in a fresh browser of its own: the model fetched from our server and a warm-up
-// pass, then `round()` embeds every sentence once (bench.mjs calls it between our page's
-// rounds) and `finish()` returns ort-bench.js's numbers plus what the server saw, checks
-// the vectors against sentence-transformers', and closes the browser.
-export async function openOrt({ tokenized, chromiumPath, chromiumArgs, watchPage, say, BenchError }) {
+// Both engines in one fresh browser (embedders.html), each in its own module worker and
+// neither with a page that draws: ours is the page's own worker (dist/worker.js, sent
+// search-only queries by ours-engine.js), ORT's is ort-bench.js. After a warm-up pass of
+// each, `rounds` rounds go sentence by sentence, one engine's query then the other's (who
+// goes first alternates by round), so both are timed in the same seconds and each right
+// after a query of the other. Without `dist`, ORT runs alone the same way (--skip-ours).
+// Returns ORT's figures (with its vectors checked against sentence-transformers') and our
+// times per sentence.
+export async function benchEmbedders({ tokenized, dist, rounds, chromiumPath, chromiumArgs, watchPage, say, BenchError }) {
   const server = await startServer([
-    ['/ort.html', path.join(HERE, 'ort.html')],
+    ['/embedders.html', path.join(HERE, 'embedders.html')],
     ['/ort-bench.js', path.join(HERE, 'ort-bench.js')],
+    ['/ours-engine.js', path.join(HERE, 'ours-engine.js')],
     ['/ort/', path.join(ORT_PKG, 'dist')],
     ['/models/minilm-int8.onnx', ORT_MODEL],
+    ...(dist ? [['/ours/', dist]] : []),
   ]);
   const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs });
-  // Once, whichever of finish() and the caller's clean-up gets there first.
-  let closed = false;
-  const close = async () => {
-    if (closed) return;
-    closed = true;
-    await browser.close().catch(() => {});
-    await server.close();
-  };
   try {
     const page = await browser.newPage();
-    const pageProblems = watchPage(page, 'onnxruntime-web');
-    await page.goto(`${server.origin}/ort.html`);
-    await page.waitForFunction(() => typeof window.ortOpen === 'function', null, { timeout: 60_000 })
-      .catch(() => { throw new BenchError(`onnxruntime-web page did not start${pageProblems()}`); });
-    say(`onnxruntime-web: load + warm-up over ${tokenized.length} sentences…`);
+    const pageProblems = watchPage(page, 'query-embedding');
+    page.setDefaultTimeout(RUN_TIMEOUT_MS);
+    const failed = (who) => (e) => { throw new BenchError(`${who} failed: ${e.message}${pageProblems()}`); };
+    await page.goto(`${server.origin}/embedders.html`);
+    // ours-engine.js only when our page is served (it imports ./ours/protocol.js).
+    if (dist) await page.addScriptTag({ type: 'module', url: './ours-engine.js' });
+    await page.waitForFunction((withOurs) => typeof window.ortOpen === 'function'
+      && (!withOurs || typeof window.oursOpen === 'function'), Boolean(dist), { timeout: 60_000 })
+      .catch(() => { throw new BenchError(`the embedding page did not start${pageProblems()}`); });
+
     const sentences = tokenized.map(({ text, input_ids, attention_mask, token_type_ids }) =>
       ({ text, input_ids, attention_mask, token_type_ids }));
-    page.setDefaultTimeout(RUN_TIMEOUT_MS);
-    const failed = (e) => new BenchError(`onnxruntime-web failed: ${e.message}${pageProblems()}`);
+    say(`onnxruntime-web: load + warm-up over ${sentences.length} sentences…`);
     await page.evaluate((args) => window.ortOpen(args), { modelUrl: './models/minilm-int8.onnx', sentences })
-      .catch((e) => { throw failed(e); });
-    const round = () => page.evaluate(() => window.ortRound()).catch((e) => { throw failed(e); });
-    const finish = async () => {
-      try {
-        const result = await page.evaluate(() => window.ortClose()).catch((e) => { throw failed(e); });
-        if (result.num_threads !== 1) throw new BenchError(`onnxruntime-web ran on ${result.num_threads} threads, not 1`);
-        const { vectors, ...rest } = result;
-        const cosines = vectors.map((v, i) => cosine(v, tokenized[i].reference));
-        const worst = Math.min(...cosines);
-        if (!(worst >= MIN_COSINE)) {
-          throw new BenchError(`onnxruntime-web's vectors are off: cosine ${worst.toFixed(4)} to sentence-transformers' (< ${MIN_COSINE})`);
-        }
-        // Which runtime build ORT picked, from what our server sent (the worker's resource
-        // timing says the same; both are kept).
-        const traffic = server.traffic.snapshot();
-        const wasmFiles = Object.keys(traffic.paths).filter((p) => p.endsWith('.wasm')).map((p) => path.basename(p));
-        return {
-          ...rest,
-          chromium: browser.version(),
-          wasm_files: wasmFiles,
-          wasm_bytes: wasmFiles.map((f) => fs.statSync(path.join(ORT_PKG, 'dist', f)).size),
-          cosines,
-          min_cosine: worst,
-          traffic,
-        };
-      } finally {
-        await close();
+      .catch(failed('onnxruntime-web'));
+    const ort = (i) => page.evaluate((i) => window.ortOne(i), i).catch(failed('onnxruntime-web'));
+    let ours = null;
+    let oursLoad = null;
+    const oursTimes = Object.fromEntries(sentences.map((s) => [s.text, []]));
+    if (dist) {
+      say('ours: the page\'s worker, load + warm-up…');
+      oursLoad = await page.evaluate(() => window.oursOpen()).catch(failed('our engine'));
+      ours = (i) => page.evaluate((idea) => window.oursOne(idea), sentences[i].text).catch(failed('our engine'));
+      for (let i = 0; i < sentences.length; i++) await ours(i);
+    }
+    say(`query embedding: ${rounds} rounds × ${sentences.length} sentences${ours ? ', ours and ORT\'s in turn' : ''}…`);
+    for (let round = 0; round < rounds; round++) {
+      for (let i = 0; i < sentences.length; i++) {
+        const oursFirst = round % 2 === 0;
+        if (ours && oursFirst) oursTimes[sentences[i].text].push(await ours(i));
+        await ort(i);
+        if (ours && !oursFirst) oursTimes[sentences[i].text].push(await ours(i));
       }
+    }
+    if (ours) await page.evaluate(() => window.oursClose());
+    const result = await page.evaluate(() => window.ortClose()).catch(failed('onnxruntime-web'));
+    if (result.num_threads !== 1) throw new BenchError(`onnxruntime-web ran on ${result.num_threads} threads, not 1`);
+    const { vectors, ...rest } = result;
+    const cosines = vectors.map((v, i) => cosine(v, tokenized[i].reference));
+    const worst = Math.min(...cosines);
+    if (!(worst >= MIN_COSINE)) {
+      throw new BenchError(`onnxruntime-web's vectors are off: cosine ${worst.toFixed(4)} to sentence-transformers' (< ${MIN_COSINE})`);
+    }
+    // Which runtime build ORT picked, from what our server sent (the worker's resource
+    // timing says the same; both are kept).
+    const traffic = server.traffic.snapshot();
+    const wasmFiles = Object.keys(traffic.paths)
+      .filter((p) => p.startsWith('/ort/') && p.endsWith('.wasm')).map((p) => path.basename(p));
+    return {
+      ort: {
+        ...rest,
+        chromium: browser.version(),
+        wasm_files: wasmFiles,
+        wasm_bytes: wasmFiles.map((f) => fs.statSync(path.join(ORT_PKG, 'dist', f)).size),
+        cosines,
+        min_cosine: worst,
+      },
+      ours: dist ? oursTimes : null,
+      ours_load: oursLoad,
     };
-    return { round, finish, close };
-  } catch (error) {
-    await close();
-    throw error;
-  }
-}
-
-// ORT-web alone (bench.mjs --skip-ours): `rounds` rounds back to back.
-export async function benchOrt({ rounds, ...options }) {
-  const ort = await openOrt(options);
-  try {
-    options.say(`onnxruntime-web: ${rounds} rounds…`);
-    for (let r = 0; r < rounds; r++) await ort.round();
-    return await ort.finish();
   } finally {
-    await ort.close();
+    await browser.close().catch(() => {});
+    await server.close();
   }
 }
 
@@ -169,27 +175,47 @@ const shorten = (text, n = 48) => (text.length <= n ? text : `${text.slice(0, n 
 
 // The per-sentence rows and the overall one: both sides' overall figure is the median of
 // their per-sentence medians, over the sentences both sides embedded (so a shorter --runs
-// compares like with like).
+// compares like with like). `ort_ours` holds our times taken beside ORT's; `ort_ours_in_page`
+// (older files: `ort_ours_during_run`) the page's own, from the run above.
 export function ortComparison(results) {
   const ort = results.ort;
-  // Results written before the rounds existed hold only the samples taken during the run.
-  const rounds = results.ort_ours_during_run !== undefined;
   const ours = results.ort_ours ?? {};
-  const during = (rounds ? results.ort_ours_during_run : null) ?? {};
+  const inPage = results.ort_ours_in_page ?? results.ort_ours_during_run ?? null;
   const rows = ort.sentences.map((s) => {
     const oursMs = median(ours[s.text] ?? []);
     return { text: s.text, tokens: s.tokens, ours_ms: oursMs, ours_runs: (ours[s.text] ?? []).length,
-      during_ms: median(during[s.text] ?? []), ort_ms: s.median_ms,
+      in_page_ms: inPage ? median(inPage[s.text] ?? []) : null, ort_ms: s.median_ms,
       ratio: oursMs != null ? oursMs / s.median_ms : null };
   });
   const both = rows.filter((r) => r.ours_ms != null);
   const oursMedian = median(both.map((r) => r.ours_ms));
   const ortMedian = median((both.length ? both : rows).map((r) => r.ort_ms));
   const ratio = oursMedian != null ? oursMedian / ortMedian : null;
-  return { rows, rounds, both: both.length, ours_median_ms: oursMedian, ort_median_ms: ortMedian, ratio,
-    during_median_ms: median(both.map((r) => r.during_ms)),
+  return { rows, in_page: inPage != null, both: both.length, ours_median_ms: oursMedian, ort_median_ms: ortMedian,
+    ratio, in_page_median_ms: median(both.map((r) => r.in_page_ms)),
     tokens_median: median((both.length ? both : rows).map((r) => r.tokens)),
     target: TARGET_RATIO, met: ratio != null ? ratio <= TARGET_RATIO : null };
+}
+
+// How our side was measured, by the harness that wrote the file.
+function oursMethod(results, runs) {
+  const n = Math.min(...runs) === Math.max(...runs) ? runs[0] : `${Math.min(...runs)}–${Math.max(...runs)}`;
+  if (results.ort_harness === 'workers') {
+    return 'Ours: the page\'s own worker (dist/worker.js and its wasm), with no page drawing around it, as ' +
+      'ORT runs: embed_ms of a search-only query (tokenization + int8 embedding), a warm-up pass, then the ' +
+      `median of ${n} rounds, sentence by sentence, ours and ORT's in turn (who goes first alternates). ` +
+      'Beside it, "in the page": the page\'s own embed_ms during the run above (each after a generation, ' +
+      'and while the page draws the frame the click started).';
+  }
+  if (results.ort_ours_during_run !== undefined) {
+    return 'Ours: the page\'s own embed_ms (tokenization + int8 embedding in its worker), each a search-only ' +
+      `query in the page: a warm-up pass, then the median of ${n} rounds ` +
+      `(${results.ort_alternating ? 'alternating with ORT\'s: a pass of ours over the sentences, then one of ' +
+        'ORT\'s' : 'all of ours, then all of ORT\'s'}). Beside it, the embeddings the run above did between ` +
+      'generations.';
+  }
+  return 'Ours: the page\'s own embed_ms (tokenization + int8 embedding in its worker), median of its ' +
+    `${n} embeddings of each sentence during the run above (between generations).`;
 }
 
 export function renderOrtTable(results) {
@@ -198,34 +224,25 @@ export function renderOrtTable(results) {
   const line = (cells) => `| ${cells.join(' | ')} |`;
   const runs = c.rows.map((r) => r.ours_runs).filter((n) => n > 0);
   const verdict = c.met == null ? 'no figures of ours' : `target ≤ ${c.target}×: ${c.met ? 'met' : 'missed'}`;
+  const extra = c.in_page && runs.length;
+  const extraLabel = results.ort_harness === 'workers' ? 'Ours in the page' : 'Ours during the run';
   return [
     `Query embedding beside onnxruntime-web ${ort.ort_version ?? results.env.ort ?? ''}: same Chromium, same ` +
       `sentences and token ids. ORT: int8 ONNX MiniLM (${fmt(ort.model_bytes / 1e6, 1, ' MB')}, QInt8 dynamic), ` +
       `wasm EP, ${ort.num_threads} thread, ${ort.wasm_files.join(' + ') || '(no .wasm seen)'}` +
       `${ort.wasm_bytes?.length ? ` (${fmt(ort.wasm_bytes[0] / 1e6, 1, ' MB')})` : ''}, in a module worker; ` +
       `loaded in ${fmt(ort.load_ms, 0, ' ms')} (fetch + runtime + session); ids → normalized vector ` +
-      `(session.run, mean pooling, L2 in JS), median of ${ort.rounds} rounds after a warm-up pass; cosine to ` +
+      `(session.run, mean pooling, L2 in JS), median of ${ort.rounds} runs after a warm-up pass; cosine to ` +
       `sentence-transformers ≥ ${fmt(ort.min_cosine, 4)}. ` +
-      (!runs.length
-        ? 'Ours: not run (--skip-ours).'
-        : c.rounds
-          ? 'Ours: the page\'s own embed_ms (tokenization + int8 embedding in its worker), timed the same ' +
-            `way, each a search-only query in the page: a warm-up pass, then the median of ${runs[0]} rounds ` +
-            `(${results.ort_alternating ? 'alternating with ORT\'s: a pass of ours over the sentences, then one of ' +
-              'ORT\'s, in the same minutes' : 'all of ours, then all of ORT\'s'}). ` +
-            'Beside it, the median of the embeddings the run above did between generations (each just after ' +
-            'the generator\'s weights went through the caches).'
-          : 'Ours: the page\'s own embed_ms (tokenization + int8 embedding in its worker), median of its ' +
-            `${Math.min(...runs) === Math.max(...runs) ? runs[0] : `${Math.min(...runs)}–${Math.max(...runs)}`} ` +
-            'embeddings of each sentence during the run above (between generations).'),
+      (runs.length ? oursMethod(results, runs) : 'Ours: not run (--skip-ours).'),
     '',
-    line(['Sentence', 'Tokens', 'Ours', 'onnxruntime-web', 'Ours / ORT', ...(c.rounds ? ['Ours during the run'] : [])]),
-    line(['---', '---', '---', '---', '---', ...(c.rounds ? ['---'] : [])]),
+    line(['Sentence', 'Tokens', 'Ours', 'onnxruntime-web', 'Ours / ORT', ...(extra ? [extraLabel] : [])]),
+    line(['---', '---', '---', '---', '---', ...(extra ? ['---'] : [])]),
     ...c.rows.map((r) => line([shorten(r.text), String(r.tokens), fmt(r.ours_ms, 1, ' ms'), fmt(r.ort_ms, 1, ' ms'),
-      r.ratio != null ? `${fmt(r.ratio, 2)}×` : '–', ...(c.rounds ? [fmt(r.during_ms, 1, ' ms')] : [])])),
+      r.ratio != null ? `${fmt(r.ratio, 2)}×` : '–', ...(extra ? [fmt(r.in_page_ms, 1, ' ms')] : [])])),
     line([`**Overall** (median of ${c.both || c.rows.length} sentences)`, fmt(c.tokens_median, 0),
       fmt(c.ours_median_ms, 1, ' ms'), fmt(c.ort_median_ms, 1, ' ms'),
       `${c.ratio != null ? `${fmt(c.ratio, 2)}×` : '–'} (${verdict})`,
-      ...(c.rounds ? [fmt(c.during_median_ms, 1, ' ms')] : [])]),
+      ...(extra ? [fmt(c.in_page_median_ms, 1, ' ms')] : [])]),
   ].join('\n');
 }
