@@ -268,15 +268,62 @@ function append(state, part, chunk) {
   state.received += chunk.length;
 }
 
-// A cached copy of `part`, in pieces; an error if it is not the manifest's size.
+// Reads `body` into `state.pieces` after the `state.received` bytes, calling `onRead` after
+// each read. With `byob`, where the body is a byte stream (Chromium, Firefox), a "bring your
+// own buffer" reader reads straight into the pieces: a plain reader hands over a new chunk
+// per read, and a first visit's 120 MB of chunks were garbage still uncollected at the
+// load's peak (25-70 MiB of renderer memory, bench/browser). A read the stream fails keeps
+// the buffer it was given, so the piece it was filling is made anew and `state.received`
+// goes back to that piece's start (a retry resumes there). A read that fails is `Retryable`
+// (the connection dropped mid-file); a body longer than the manifest says is not.
+async function readInto(body, state, part, onRead, byob = true) {
+  let reader = null;
+  try {
+    reader = byob ? body.getReader({ mode: 'byob' }) : null;
+  } catch {
+    // Not a byte stream: chunk by chunk.
+  }
+  if (!reader) {
+    const plain = body.getReader();
+    for (;;) {
+      const { done, value } = await plain.read().catch((error) => { throw new Retryable(describe(error)); });
+      if (done) return;
+      append(state, part, value);
+      onRead();
+    }
+  }
+  for (;;) {
+    if (state.received >= part.bytes) { // the manifest's size is in hand: the stream must end
+      const { done } = await reader.read(new Uint8Array(1));
+      if (done) return;
+      throw new Error(`the file is larger than the manifest's ${part.bytes} bytes`);
+    }
+    const index = Math.floor(state.received / PIECE_BYTES);
+    const piece = state.pieces[index];
+    const offset = state.received % PIECE_BYTES;
+    const size = piece.length; // the read detaches `piece`, which then has length 0
+    let result;
+    try {
+      result = await reader.read(new Uint8Array(piece.buffer, offset, size - offset));
+    } catch (error) {
+      state.pieces[index] = new Uint8Array(size);
+      state.received = index * PIECE_BYTES;
+      throw new Retryable(describe(error));
+    }
+    // The read took the piece's buffer and gives it back (moved) in `value`.
+    state.pieces[index] = new Uint8Array(result.value.buffer);
+    if (result.done) return;
+    state.received += result.value.length;
+    onRead();
+  }
+}
+
+// A cached copy of `part`, in pieces; an error if it is not the manifest's size. Chunk by
+// chunk: Chromium 156 stalled reading Cache API bodies into our buffers (the load never
+// ended), and a load from the cache never peaked above the loaded page anyway.
 async function readCached(hit, part) {
   const state = { pieces: newPieces(part.bytes), received: 0 };
-  const reader = hit.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    append(state, part, value);
-  }
+  await readInto(hit.body, state, part, () => {}, false);
   if (state.received !== part.bytes) throw new Error(`it has ${state.received} of ${part.bytes} bytes`);
   return state.pieces;
 }
@@ -335,20 +382,11 @@ async function fetchInto(url, part, state, progress, signal) {
   if ((response.headers.get('content-type') ?? '').includes('text/html')) {
     throw new Error('the server answered with an HTML page instead of the file');
   }
-  const reader = response.body.getReader();
-  for (;;) {
-    let chunk;
-    try {
-      chunk = await reader.read();
-    } catch (error) {
-      progress.update(part, state.received, part.bytes, false, true);
-      throw new Retryable(describe(error)); // the connection dropped mid-file
-    }
-    if (chunk.done) break;
-    append(state, part, chunk.value);
-    progress.update(part, state.received, part.bytes, false);
+  try {
+    await readInto(response.body, state, part, () => progress.update(part, state.received, part.bytes, false));
+  } finally {
+    progress.update(part, state.received, part.bytes, false, true);
   }
-  progress.update(part, state.received, part.bytes, false, true);
 }
 
 // Per-part and overall byte counts, posted at most every PROGRESS_INTERVAL_MS per part.

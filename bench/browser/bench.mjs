@@ -510,6 +510,7 @@ function fmt(value, digits = 1, unit = '') {
 }
 const mb = (bytes) => fmt(bytes == null ? null : bytes / 1e6, 1, ' MB');
 const mib = (bytes) => fmt(bytes == null ? null : bytes / 2 ** 20, 0, ' MiB');
+const mibOrDash = (bytes) => (bytes == null ? '–' : mib(bytes));
 
 const sizes = (w) => (w ? `${mb(w.raw)} / ${mb(w.gzip9)}` : '–');
 const traffic = (t, extra = '') => `${mb(t.bytes)} (${t.requests} req${extra})`;
@@ -555,6 +556,9 @@ const ROWS = [
     const load = Math.max(by['first load'] ?? 0, by.taglines);
     return `${mib(load)} / ${mib(by.ask ?? 0)} / ${mib(by.reload ?? 0)}`;
   }, null],
+  // Not the page's: Chromium's omnibox-popup WebUI, preloaded in some runs (older files: –).
+  ['Peak RSS, browser UI renderer (not counted above)', (o) => mibOrDash(o.memory.browser_ui_rss),
+    (x) => mibOrDash(x.memory.browser_ui_rss)],
   ['Peak PSS, all Chromium processes', (o) => mib(o.memory.all_pss), (x) => mib(x.memory.all_pss)],
   ['Page JS heap used, main thread (CDP)', (o) => mib(o.page_js_heap_bytes), (x) => mib(x.page_js_heap_bytes)],
   ['.wasm raw / gzip -9', (o, r) => sizes(r.wasm.ours), (x, r) => sizes(r.wasm.wllama)],

@@ -35,7 +35,7 @@ function readKb(file, field) {
 // over every Chromium process; PSS (shared pages split between processes) over all, since
 // summing RSS counts shared libraries once per process.
 export function memorySample() {
-  const sample = { renderer_rss: 0, all_rss: 0, all_pss: 0, processes: 0 };
+  const sample = { renderer_rss: 0, browser_ui_rss: 0, all_rss: 0, all_pss: 0, processes: 0 };
   for (const pid of descendantPids(process.pid)) {
     try {
       const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
@@ -43,7 +43,12 @@ export function memorySample() {
       const rss = readKb(`/proc/${pid}/status`, 'VmRSS');
       sample.all_rss += rss;
       sample.all_pss += readKb(`/proc/${pid}/smaps_rollup`, 'Pss');
-      if (cmdline.includes('--type=renderer')) sample.renderer_rss += rss;
+      // Renderers, less the browser's own WebUI (`--top-chrome-webui`: the omnibox popup,
+      // which headless Chromium preloads in some runs and not in others, 60-160 MiB).
+      if (cmdline.includes('--type=renderer')) {
+        if (cmdline.includes('--top-chrome-webui')) sample.browser_ui_rss += rss;
+        else sample.renderer_rss += rss;
+      }
       sample.processes += 1;
     } catch { /* exited meanwhile */ }
   }
@@ -54,11 +59,11 @@ export function memorySample() {
 // peak RSS in each phase the caller names with phase() (to say which work the peak came from:
 // our page does more than wllama's, the Ask tab's parts among it).
 export function startMemorySampler() {
-  const peak = { renderer_rss: 0, all_rss: 0, all_pss: 0, processes: 0, samples: 0, renderer_rss_by_phase: {} };
+  const peak = { renderer_rss: 0, browser_ui_rss: 0, all_rss: 0, all_pss: 0, processes: 0, samples: 0, renderer_rss_by_phase: {} };
   let current = 'start';
   const take = () => {
     const s = memorySample();
-    for (const key of ['renderer_rss', 'all_rss', 'all_pss', 'processes']) peak[key] = Math.max(peak[key], s[key]);
+    for (const key of ['renderer_rss', 'browser_ui_rss', 'all_rss', 'all_pss', 'processes']) peak[key] = Math.max(peak[key], s[key]);
     peak.renderer_rss_by_phase[current] = Math.max(peak.renderer_rss_by_phase[current] ?? 0, s.renderer_rss);
     peak.samples += 1;
   };
