@@ -2,8 +2,9 @@
 // onnxruntime-web" section): the same sentences our page embeds, tokenized once here by the
 // same tokenizer (scripts/reference/minilm_onnx.py tokenize), embedded by ORT-web's wasm
 // build on one thread in the same Chromium, beside our page's own worker (embedders.html,
-// ort-bench.js, ours-engine.js), and a table of both times per sentence. Kept apart from bench.mjs to keep that
-// file readable; bench.mjs passes in what it shares (browser settings, error class, logging).
+// ort-bench.js, ours-engine.js), and a table of both times per sentence. Kept apart from
+// bench.mjs to keep that file readable; bench.mjs passes in what it shares (browser
+// settings, error class, logging).
 
 import { chromium } from 'playwright-core';
 import { spawnSync } from 'node:child_process';
