@@ -388,8 +388,6 @@ async function benchOurs(opts, dist = opts.dist) {
     await page.reload();
     const warmReady = await waitForReady(page, pageProblems);
     const warmTraffic = server.traffic.snapshot();
-    // The memory figures end here: ORT's browser, opened next, is a child of this process too.
-    const peakMemory = memory.stop();
 
     return {
       chromium: chromiumVersion,
@@ -404,7 +402,7 @@ async function benchOurs(opts, dist = opts.dist) {
       page_js_heap_bytes: heapAfterQueries,
       generator_bytes: fileSize(path.join(dist, GENERATOR_PART)),
       adapter: firstReady.data.generator ?? null,
-      memory: peakMemory,
+      memory: memory.stop(),
     };
   } finally {
     memory.stop();
@@ -679,7 +677,7 @@ async function main() {
   };
 
   if (!opts.skipOurs) {
-    results.ours = await benchOurs(opts, opts.dist);
+    results.ours = await benchOurs(opts);
     results.env.chromium = results.ours.chromium;
     if (opts.compareAdapter) {
       const bare = await withoutAdapter(opts.dist);

@@ -104,8 +104,8 @@ export async function benchEmbedders({ tokenized, dist, rounds, chromiumPath, ch
     }
     say(`query embedding: ${rounds} rounds × ${sentences.length} sentences${ours ? ', ours and ORT\'s in turn' : ''}…`);
     for (let round = 0; round < rounds; round++) {
+      const oursFirst = round % 2 === 0;
       for (let i = 0; i < sentences.length; i++) {
-        const oursFirst = round % 2 === 0;
         if (ours && oursFirst) oursTimes[sentences[i].text].push(await ours(i));
         await ort(i);
         if (ours && !oursFirst) oursTimes[sentences[i].text].push(await ours(i));
