@@ -258,12 +258,13 @@ function streamOf(pieces) {
   });
 }
 
+// The error for a body that outgrows the manifest's size (not worth a retry).
+const tooLarge = (part) => new Error(`the file is larger than the manifest's ${part.bytes} bytes`);
+
 // Adds `chunk` after the `state.received` bytes in `state.pieces`; an error if the part
 // would outgrow the manifest's size.
 function append(state, part, chunk) {
-  if (state.received + chunk.length > part.bytes) {
-    throw new Error(`the file is larger than the manifest's ${part.bytes} bytes`);
-  }
+  if (state.received + chunk.length > part.bytes) throw tooLarge(part);
   writeAt(state.pieces, state.received, chunk);
   state.received += chunk.length;
 }
@@ -296,7 +297,7 @@ async function readInto(body, state, part, onRead, byob = true) {
     if (state.received >= part.bytes) { // the manifest's size is in hand: the stream must end
       const { done } = await reader.read(new Uint8Array(1));
       if (done) return;
-      throw new Error(`the file is larger than the manifest's ${part.bytes} bytes`);
+      throw tooLarge(part);
     }
     const index = Math.floor(state.received / PIECE_BYTES);
     const piece = state.pieces[index];
