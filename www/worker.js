@@ -245,17 +245,41 @@ function writeAt(pieces, at, chunk) {
   }
 }
 
-// The pieces as a stream, for the Cache API: it copies each into storage as it goes, where a
-// Blob or one buffer would first copy the whole part (92 MB for the generator) in this
-// process, beside the pieces.
+// Bytes pass between the browser's streams and the pieces through small buffers of this
+// size, never the pieces themselves: a buffer a stream has held (read into, or enqueued) is
+// also referenced by the browser's own objects for it, until the worker's next garbage
+// collection, so detaching it (`free`, and the session's `transfer(0)`) no longer frees it.
+// Handed to the streams, the generator's pieces were all still in memory after the load
+// (87.6 MiB of the renderer, Chromium's memory-infra dump).
+const BOUNCE_BYTES = 256 << 10;
+
+// The pieces as a stream, for the Cache API, copied through two buffers in turn. A Blob or
+// one buffer would first copy the whole part (92 MB for the generator) in this process. With
+// no queue (high-water mark 0) the cache asks for a chunk only once it has taken the one
+// before, so the buffer refilled is never one it is still reading.
 function streamOf(pieces) {
+  const bounce = [new Uint8Array(BOUNCE_BYTES), new Uint8Array(BOUNCE_BYTES)];
   let next = 0;
+  let at = 0; // within pieces[next]
   return new ReadableStream({
     pull(controller) {
-      if (next < pieces.length) controller.enqueue(pieces[next++]);
-      else controller.close();
+      if (next >= pieces.length) {
+        controller.close();
+        return;
+      }
+      const piece = pieces[next];
+      const n = Math.min(BOUNCE_BYTES, piece.length - at);
+      const chunk = bounce[0].subarray(0, n);
+      chunk.set(piece.subarray(at, at + n));
+      bounce.reverse();
+      at += n;
+      if (at >= piece.length) {
+        next += 1;
+        at = 0;
+      }
+      controller.enqueue(chunk);
     },
-  });
+  }, { highWaterMark: 0 });
 }
 
 // The error for a body that outgrows the manifest's size (not worth a retry).
@@ -271,12 +295,12 @@ function append(state, part, chunk) {
 
 // Reads `body` into `state.pieces` after the `state.received` bytes, calling `onRead` after
 // each read. With `byob`, where the body is a byte stream (Chromium, Firefox), a "bring your
-// own buffer" reader reads straight into the pieces: a plain reader hands over a new chunk
-// per read, and a first visit's 120 MB of chunks were garbage still uncollected at the
-// load's peak (25-70 MiB of renderer memory, bench/browser). A read the stream fails keeps
-// the buffer it was given, so the piece it was filling is made anew and `state.received`
-// goes back to that piece's start (a retry resumes there). A read that fails is `Retryable`
-// (the connection dropped mid-file); a body longer than the manifest says is not.
+// own buffer" reader reads into one small buffer (`BOUNCE_BYTES`), copied into the pieces
+// after each read: a plain reader hands over a new chunk per read, and a first visit's 120 MB
+// of chunks were garbage still uncollected at the load's peak (25-70 MiB of renderer memory,
+// bench/browser). A read that fails is `Retryable` (the connection dropped mid-file; the
+// bytes copied so far are kept, and a retry resumes after them); a body longer than the
+// manifest says is not.
 async function readInto(body, state, part, onRead, byob = true) {
   let reader = null;
   try {
@@ -284,44 +308,22 @@ async function readInto(body, state, part, onRead, byob = true) {
   } catch {
     // Not a byte stream: chunk by chunk.
   }
-  if (!reader) {
-    const plain = body.getReader();
-    for (;;) {
-      const { done, value } = await plain.read().catch((error) => { throw new Retryable(describe(error)); });
-      if (done) return;
-      append(state, part, value);
-      onRead();
-    }
-  }
+  const plain = reader ? null : body.getReader();
+  let bounce = new Uint8Array(BOUNCE_BYTES);
   for (;;) {
-    if (state.received >= part.bytes) { // the manifest's size is in hand: the stream must end
-      const { done } = await reader.read(new Uint8Array(1));
-      if (done) return;
-      throw tooLarge(part);
-    }
-    const index = Math.floor(state.received / PIECE_BYTES);
-    const piece = state.pieces[index];
-    const offset = state.received % PIECE_BYTES;
-    const size = piece.length; // the read detaches `piece`, which then has length 0
-    let result;
-    try {
-      result = await reader.read(new Uint8Array(piece.buffer, offset, size - offset));
-    } catch (error) {
-      state.pieces[index] = new Uint8Array(size);
-      state.received = index * PIECE_BYTES;
-      throw new Retryable(describe(error));
-    }
-    // The read took the piece's buffer and gives it back (moved) in `value`.
-    state.pieces[index] = new Uint8Array(result.value.buffer);
-    if (result.done) return;
-    state.received += result.value.length;
+    const { done, value } = await (plain ? plain.read() : reader.read(bounce))
+      .catch((error) => { throw new Retryable(describe(error)); });
+    if (done) return;
+    append(state, part, value);
     onRead();
+    // The read took the buffer and gives it back (moved) under `value`.
+    if (!plain) bounce = new Uint8Array(value.buffer);
   }
 }
 
 // A cached copy of `part`, in pieces; an error if it is not the manifest's size. Chunk by
-// chunk: Chromium 156 stalled reading Cache API bodies into our buffers (the load never
-// ended), and a load from the cache never peaked above the loaded page anyway.
+// chunk: Chromium 156 stalls reading Cache API bodies with a "bring your own buffer" reader
+// (the load never ends), and a load from the cache never peaked above the loaded page anyway.
 async function readCached(hit, part) {
   const state = { pieces: newPieces(part.bytes), received: 0 };
   await readInto(hit.body, state, part, () => {}, false);
