@@ -26,6 +26,7 @@ const SHELL = [
   './marquee-web.js',
   './marquee-web_bg.wasm',
   './manifest.webmanifest',
+  './icon.svg',
   './bundle/manifest.json',
 ];
 
