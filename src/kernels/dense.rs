@@ -13,6 +13,14 @@ use super::matrix::FromGgmlBlocks;
 pub(crate) struct DenseMatrix {
     values: Vec<f32>,
     columns: usize,
+    /// The values packed for the AVX2 kernel, at the first product (a table only ever read
+    /// by rows, such as a token embedding, is never packed).
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    panels: std::sync::OnceLock<super::dense_avx2::Panels>,
 }
 
 /// GGML's f32 "blocks" are single little-endian values (its block size for f32 is 1), so
@@ -22,6 +30,12 @@ impl FromGgmlBlocks for DenseMatrix {
         (dtype == GgmlDType::F32 && columns > 0).then(|| Self {
             values: Vec::with_capacity(blocks),
             columns,
+            #[cfg(all(
+                target_arch = "x86_64",
+                target_feature = "avx2",
+                target_feature = "fma"
+            ))]
+            panels: std::sync::OnceLock::new(),
         })
     }
 
@@ -89,6 +103,30 @@ impl DenseMatrix {
             return;
         }
         let threads = super::pool_threads();
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma"
+        ))]
+        if super::simd_enabled() {
+            use super::dense_avx2::{Panels, MC};
+            use rayon::prelude::*;
+            let panels = self.panels.get_or_init(|| Panels::pack(&self.values, n, k));
+            if !accumulate {
+                dst.fill(0.0);
+            }
+            if threads > 1 {
+                x.par_chunks(MC * k)
+                    .zip(dst.par_chunks_mut(MC * n))
+                    .for_each(|(x, dst)| panels.multiply_block(x, dst));
+            } else {
+                // On one of rayon's workers (or a one-thread pool): stay on this thread.
+                x.chunks(MC * k)
+                    .zip(dst.chunks_mut(MC * n))
+                    .for_each(|(x, dst)| panels.multiply_block(x, dst));
+            }
+            return;
+        }
         let parallelism = if threads > 1 {
             gemm::Parallelism::Rayon(threads)
         } else {

@@ -15,6 +15,12 @@
 mod activations;
 pub(crate) mod attention;
 mod dense;
+#[cfg(all(
+    target_arch = "x86_64",
+    target_feature = "avx2",
+    target_feature = "fma"
+))]
+mod dense_avx2;
 mod matrix;
 mod q4;
 mod q8;

@@ -178,9 +178,10 @@ fn looked_up_rows_equal_candles_dequantized_ones() {
     }
 }
 
-/// f32 matrices run on gemm called directly: the products candle's f32 matmul gives (also
-/// on one of rayon's threads, where it stays on that thread), rows looked up as stored, the
-/// values back unchanged, a short file an error.
+/// f32 matrices: the products candle's f32 matmul gives (exactly on the portable path, which
+/// is gemm as candle's is; within rounding on the AVX2 kernel, which sums in its own order),
+/// the same bits on a pool's thread (where it stays on that thread) as on the caller's, rows
+/// looked up as stored, the values back unchanged, a short file an error.
 #[test]
 fn f32_matrices_match_candles_matmul() {
     let weights = random((300, 96), 11);
@@ -191,10 +192,9 @@ fn f32_matrices_match_candles_matmul() {
     for rows in [1, 7, 64, 200] {
         let x = random((rows, 96), rows as u64);
         let expected = want.forward(&x).expect("candle");
-        assert_eq!(
-            max_abs_diff(&dense.forward(&x).expect("ours"), &expected),
-            0.0
-        );
+        let ours = dense.forward(&x).expect("ours");
+        let tolerance = if super::simd_enabled() { 1e-5 } else { 0.0 };
+        assert!(max_abs_diff(&ours, &expected) <= tolerance, "{rows} rows");
         let flat = x.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("x");
         let on_a_worker = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
@@ -203,7 +203,7 @@ fn f32_matrices_match_candles_matmul() {
             .install(|| dense.forward_rows(&flat, 96))
             .expect("ours");
         let on_a_worker = Tensor::from_vec(on_a_worker, (rows, 300), &Device::Cpu).expect("y");
-        assert_eq!(max_abs_diff(&on_a_worker, &expected), 0.0, "{rows} rows");
+        assert_eq!(max_abs_diff(&on_a_worker, &ours), 0.0, "{rows} rows");
     }
     let ids = Tensor::new(&[[299u32, 0], [5, 5]], &Device::Cpu).expect("ids");
     let looked_up = dense.embedding(&ids).expect("rows");
