@@ -1,5 +1,6 @@
 //! f32 matrices (the reference MiniLM the builder embeds the catalogue with, GPT-2's f32
-//! weights) on gemm, called directly rather than through a candle tensor: no tensor built
+//! weights) on our AVX2 kernel (`dense_avx2.rs`) where the SIMD kernels run, on gemm
+//! otherwise; both called directly rather than through a candle tensor: no tensor built
 //! around the input and read back out of the result, and the threads chosen here, so that a
 //! matmul run on one of rayon's workers (the builder embeds several batches at once, one per
 //! thread) stays on that thread instead of splitting into the pool its caller already fills.
