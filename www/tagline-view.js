@@ -101,7 +101,9 @@ export class TaglineView {
     els.tagline.removeAttribute('data-stop');
     els.tagline.setAttribute('aria-busy', 'true'); // announce the finished line, not every token
     els.genStats.textContent = 'Searching similar movies…';
-    els.movies.replaceChildren();
+    // The last idea's movies stay, dimmed, until this one's arrive: emptied, the list
+    // collapsed and the page below it jumped up and back on every click.
+    els.movies.setAttribute('aria-busy', 'true');
     els.retrievalStats.textContent = '';
     this.page.setState('generating');
     this.client.query(TASKS.tagline, { idea, ...settings });
@@ -122,6 +124,7 @@ export class TaglineView {
 
   onRetrieved(m) {
     this.els.movies.replaceChildren(...(m.movies || []).map(renderMovie));
+    this.els.movies.setAttribute('aria-busy', 'false');
     const mode = m.mode === 'exact' ? 'exact' : 'HNSW';
     this.els.retrievalStats.textContent =
       `query embedded in ${num(m.embed_ms, 1)} ms · searched in ${num(m.search_ms, 1)} ms (${mode})`;
@@ -136,6 +139,7 @@ export class TaglineView {
 
   onDone(m) {
     const { els } = this;
+    this.dropStaleMovies(); // stopped before the search was done
     els.tagline.textContent = (m.text || '').trim();
     els.tagline.dataset.stop = m.stop || '';
     els.tagline.setAttribute('aria-busy', 'false');
@@ -150,7 +154,16 @@ export class TaglineView {
 
   onError(wasGenerating) {
     this.els.tagline.setAttribute('aria-busy', 'false');
+    this.dropStaleMovies();
     if (wasGenerating) this.els.genStats.textContent = '';
+  }
+
+  // The last idea's movies, still shown while this one's were searched for, go if the
+  // search never answered (stopped first, or an error).
+  dropStaleMovies() {
+    if (this.els.movies.getAttribute('aria-busy') !== 'true') return;
+    this.els.movies.replaceChildren();
+    this.els.movies.setAttribute('aria-busy', 'false');
   }
 
   wire() {

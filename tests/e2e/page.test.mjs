@@ -145,7 +145,8 @@ test('Best streams the beam search\'s tagline without taking text back, and Stop
   await generate('A detective in a rain-soaked city hunts a killer who leaves riddles.', {
     button: '#best', maxTokens: 64, beamWidth: 8,
   });
-  await page.waitForSelector('#movies li.movie', { timeout: GENERATE_TIMEOUT });
+  // The last idea's movies stay (dimmed, aria-busy) until this one's arrive.
+  await page.waitForSelector('#movies[aria-busy="false"] li.movie', { timeout: GENERATE_TIMEOUT });
   await page.click('#stop');
   assert.equal((await finishedTagline()).stop, 'cancelled');
   await assertStreamedOnly();
