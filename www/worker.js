@@ -282,13 +282,12 @@ function streamOf(pieces) {
   }, { highWaterMark: 0 });
 }
 
-// The error for a body that outgrows the manifest's size (not worth a retry).
-const tooLarge = (part) => new Error(`the file is larger than the manifest's ${part.bytes} bytes`);
-
 // Adds `chunk` after the `state.received` bytes in `state.pieces`; an error if the part
 // would outgrow the manifest's size.
 function append(state, part, chunk) {
-  if (state.received + chunk.length > part.bytes) throw tooLarge(part);
+  if (state.received + chunk.length > part.bytes) {
+    throw new Error(`the file is larger than the manifest's ${part.bytes} bytes`);
+  }
   writeAt(state.pieces, state.received, chunk);
   state.received += chunk.length;
 }
@@ -309,7 +308,7 @@ async function readInto(body, state, part, onRead, byob = true) {
     // Not a byte stream: chunk by chunk.
   }
   const plain = reader ? null : body.getReader();
-  let bounce = new Uint8Array(BOUNCE_BYTES);
+  let bounce = plain ? null : new Uint8Array(BOUNCE_BYTES);
   for (;;) {
     const { done, value } = await (plain ? plain.read() : reader.read(bounce))
       .catch((error) => { throw new Retryable(describe(error)); });

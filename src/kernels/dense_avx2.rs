@@ -52,7 +52,8 @@ impl Panels {
         let mut packed = vec![0f32; tiles * MR * KC.min(k)];
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
-            pack_rows(x, k, k0, kc, &mut packed);
+            // Only this block's tiles: a shorter last block leaves the buffer's tail unused.
+            pack_rows(x, k, k0, kc, &mut packed[..tiles * MR * kc]);
             for panel in 0..n.div_ceil(NR) {
                 let weights = &self.data[(panel * k + k0) * NR..][..kc * NR];
                 let columns = (panel * NR)..((panel + 1) * NR).min(n);
